@@ -1,0 +1,24 @@
+# brokenvideos: prompts → generate → annotate → dataset (→ train → predict → evaluate → tables).
+# Thin on purpose: paths and wiring live in workflow/rules/, every step is a `brokenvideos` CLI call.
+from snakemake.utils import min_version, validate
+
+min_version("8.20")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/prompts.smk"
+include: "workflow/rules/generate.smk"
+include: "workflow/rules/annotate.smk"
+include: "workflow/rules/dataset.smk"
+
+
+rule all:
+    input:
+        rules.dataset.output,
+    default_target: True

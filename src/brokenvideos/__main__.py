@@ -1,0 +1,3 @@
+from brokenvideos.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""One CLI, one subcommand per pipeline step. Snakemake rules and DVC stages only call these.
+
+Each step module exposes ``add_arguments(parser)`` and ``run(args) -> int``; modules load lazily so
+``brokenvideos --help`` stays fast and a step's heavy imports (torch, ray, sam2) cost only that step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from brokenvideos.errors import BrokenVideosError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "prompts": ("brokenvideos.prompts.step", "write prompts.parquet from the taxonomy and scene weights"),
+    "generate": ("brokenvideos.generators.step", "render one shard of videos with one generator"),
+    "annotate": ("brokenvideos.annotate.step", "write DAVIS masks for one shard of videos"),
+    "dataset": ("brokenvideos.dataset.step", "merge shards, validate videos and masks, split, statistics"),
+    "ingest": ("brokenvideos.dataset.ingest", "bring a folder of existing videos (and masks) into a manifest"),
+    "train": ("brokenvideos.train.step", "train a localizer with Ray Train"),
+    "predict": ("brokenvideos.models.predict", "write predicted masks for a split"),
+    "evaluate-masks": ("brokenvideos.metrics.evaluate_masks", "J, F, J&F of predicted masks (DAVIS 2017 semantics)"),
+    "evaluate": ("brokenvideos.metrics.evaluate", "score a model's predictions on a split (per video + aggregate)"),
+    "tables": ("brokenvideos.report.tables", "BrokenVideos Table 2 and breakdowns as md/csv/tex + figures"),
+    "annotation-quality": ("brokenvideos.annotate.quality", "SAM2 masks vs ground truth as a function of clicks"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="brokenvideos", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Parse the command name first, then hand the rest to that step's own parser.
+    known, rest = parser.parse_known_args(argv)
+    module_name, help_text = COMMANDS[known.command]
+    logging.basicConfig(
+        level=logging.DEBUG if known.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    module = importlib.import_module(module_name)
+    step_parser = argparse.ArgumentParser(prog=f"brokenvideos {known.command}", description=help_text)
+    module.add_arguments(step_parser)
+    args = step_parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except BrokenVideosError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

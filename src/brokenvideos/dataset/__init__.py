@@ -1,0 +1,1 @@
+"""Merge, validate, split and describe a dataset; ingest existing data."""

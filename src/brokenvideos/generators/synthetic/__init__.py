@@ -1,0 +1,1 @@
+"""The procedural generator: scenes rendered from the prompt spec, artifacts with exact masks."""

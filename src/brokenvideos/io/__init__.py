@@ -1,0 +1,1 @@
+"""Readers and writers for the data contracts in ARCHITECTURE.md."""

@@ -1,0 +1,1 @@
+"""Prompt engineering over the BrokenVideos artifact taxonomy."""

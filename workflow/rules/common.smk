@@ -1,0 +1,56 @@
+# Shared wiring: the CLI entry point, the effective config file, and per-rule resources.
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+RESULTS = config["results"]
+SRC = str(Path(workflow.basedir) / "src")
+# The CLI runs from the workflow's own source tree, so a conda env from envs/ needs only
+# third-party packages. Under --use-conda `python` is the rule's env; otherwise the interpreter
+# running Snakemake (the project venv), whatever PATH says.
+_USE_CONDA = any(m.name == "CONDA" for m in workflow.deployment_settings.deployment_method)
+PYTHON = "python" if _USE_CONDA else sys.executable
+BV = f"PYTHONPATH={SRC} {PYTHON} -m brokenvideos"
+
+
+def _effective_config_path():
+    """The validated config (after --config/--configfile overrides) as one file the CLI reads.
+
+    Content-addressed, so it changes only when the config does and never triggers re-runs itself.
+    """
+    text = json.dumps(config, sort_keys=True, indent=1)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    path = Path(RESULTS) / ".config" / f"config-{digest}.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return str(path)
+
+
+CONFIG_PATH = _effective_config_path()
+
+
+def section_digest(*keys):
+    """A params value that changes exactly when these config sections change (re-run trigger)."""
+    blob = json.dumps({k: config.get(k) for k in keys}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+GENERATORS = {g["name"]: g for g in config["generators"]}
+SHARDS = [(name, k) for name, g in GENERATORS.items() for k in range(g.get("shards", 1))]
+
+
+def gpus_for(kind):
+    return config.get("resources", {}).get(f"gpus_per_{kind}_job", 0)
+
+
+def shard_files(pattern):
+    return [pattern.format(results=RESULTS, generator=g, shard=k) for g, k in SHARDS]
+
+
+def ingest_options(entry):
+    flags = {"labels_csv": "--labels-csv", "masks_dir": "--masks-dir", "default_label": "--default-label"}
+    return " ".join(f"{flag} {entry[key]}" for key, flag in flags.items() if entry.get(key))

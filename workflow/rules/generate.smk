@@ -1,0 +1,24 @@
+rule generate_shard:
+    input:
+        prompts=rules.prompts.output[0],
+    output:
+        manifest=f"{RESULTS}/videos/{{generator}}/shard-{{shard}}.parquet",
+    log:
+        f"{RESULTS}/videos/{{generator}}/shard-{{shard}}.log",
+    params:
+        bv=BV,
+        config=CONFIG_PATH,
+        digest=lambda wc: section_digest("seed", "video") + json.dumps(GENERATORS[wc.generator], sort_keys=True),
+    conda:
+        "../../envs/generate.yaml"
+    threads: 1
+    resources:
+        gpu=gpus_for("generate"),
+    shell:
+        "{params.bv} generate --config {params.config} --generator {wildcards.generator} "
+        "--shard {wildcards.shard} --prompts {input.prompts} --out {output.manifest} > {log} 2>&1"
+
+
+rule generate_all:
+    input:
+        shard_files("{results}/videos/{generator}/shard-{shard}.parquet"),

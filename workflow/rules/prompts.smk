@@ -1,0 +1,13 @@
+rule prompts:
+    output:
+        f"{RESULTS}/prompts/prompts.parquet",
+    log:
+        f"{RESULTS}/prompts/prompts.log",
+    params:
+        bv=BV,
+        config=CONFIG_PATH,
+        digest=section_digest("seed", "prompts"),
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        "{params.bv} prompts --config {params.config} --out {output} > {log} 2>&1"
