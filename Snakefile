@@ -1,4 +1,4 @@
-# brokenvideos: prompts → generate → annotate → dataset (→ train → predict → evaluate → tables).
+# brokenvideos: prompts → generate → annotate → dataset → train → predict → evaluate → tables.
 # Thin on purpose: paths and wiring live in workflow/rules/, every step is a `brokenvideos` CLI call.
 from snakemake.utils import min_version, validate
 
@@ -16,9 +16,11 @@ include: "workflow/rules/prompts.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/annotate.smk"
 include: "workflow/rules/dataset.smk"
+include: "workflow/rules/localize.smk"
 
 
 rule all:
     input:
         rules.dataset.output,
+        rules.tables.output,
     default_target: True

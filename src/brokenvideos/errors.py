@@ -10,3 +10,6 @@ class InputError(BrokenVideosError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+    def __reduce__(self):  # picklable, so it crosses Ray and process-pool boundaries intact
+        return (type(self), (self.path, self.problem))

@@ -1,6 +1,7 @@
 # Shared wiring: the CLI entry point, the effective config file, and per-rule resources.
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -17,14 +18,14 @@ BV = f"PYTHONPATH={SRC} {PYTHON} -m brokenvideos"
 def _effective_config_path():
     """The validated config (after --config/--configfile overrides) as one file the CLI reads.
 
-    Content-addressed, so it changes only when the config does and never triggers re-runs itself.
+    The path is fixed so that it never triggers re-runs itself: each rule's `digest` param names
+    the config sections it depends on, and only those re-run it. Rewritten only when it changes.
     """
     text = json.dumps(config, sort_keys=True, indent=1)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    path = Path(RESULTS) / ".config" / f"config-{digest}.json"
-    if not path.exists():
+    path = Path(RESULTS) / ".config" / "config.json"
+    if not path.exists() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(text)
         tmp.replace(path)
     return str(path)
@@ -54,3 +55,25 @@ def shard_files(pattern):
 def ingest_options(entry):
     flags = {"labels_csv": "--labels-csv", "masks_dir": "--masks-dir", "default_label": "--default-label"}
     return " ".join(f"{flag} {entry[key]}" for key, flag in flags.items() if entry.get(key))
+
+
+def train_threads():
+    ray_cfg = config.get("train", {}).get("ray", {})
+    return ray_cfg.get("num_workers", 2) * ray_cfg.get("cpus_per_worker", 1)
+
+
+def table_entries():
+    """(method, fine-tuned?, model, checkpoint) rows of Table 2, in the paper's order."""
+    name = config.get("train", {}).get("name", "st_unet")
+    rows = [(name, False, name, "initial"), (name, True, name, "final")]
+    rows += [(b, False, b, "none") for b in config.get("evaluate", {}).get("baselines", ["temporal_residual"])]
+    return rows
+
+
+def table_entry_files(filename):
+    return [f"{RESULTS}/metrics/{m}/{c}/{filename}" for _, _, m, c in table_entries()]
+
+
+def table_entry_args():
+    return " ".join(f"--entry {method} {'yes' if ft else 'no'} {RESULTS}/metrics/{m}/{c}"
+                    for method, ft, m, c in table_entries())

@@ -1,0 +1,104 @@
+"""`brokenvideos predict`: masks for every video of a split, in the masks layout.
+
+``--weights DIR`` runs a trained (or initial) localizer; ``--baseline NAME`` a training-free one.
+Output: ``<out>/<video_id>/<frame>.png`` (id 1 = artifact), ``<out>/predictions.parquet``
+(``video_id, score, label_pred, mask_dir``: a localizer is also a detector — its score is the
+highest artifact probability in the video).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from brokenvideos.config import load_config
+from brokenvideos.errors import BrokenVideosError
+from brokenvideos.io.masks import write_video_masks
+from brokenvideos.io.tables import write_table
+from brokenvideos.io.video import read_video
+from brokenvideos.models.baselines import BASELINES
+from brokenvideos.paths import ResultPaths
+from brokenvideos.train.data import split_videos
+
+log = logging.getLogger(__name__)
+THRESHOLD = 0.5
+
+
+def predict_probabilities(model, frames: np.ndarray, clip_len: int) -> np.ndarray:
+    """Artifact probability per pixel: overlapping windows of ``clip_len`` frames (stride half a
+    window), logits averaged where windows overlap; frames padded to a multiple of 8 pixels."""
+    import torch
+    import torch.nn.functional as F
+
+    t, h, w, _ = frames.shape
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
+    ph, pw = (-h) % 8, (-w) % 8
+    x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    clip_len = min(clip_len, t)
+    starts = list(range(0, t - clip_len + 1, max(1, clip_len // 2)))
+    if starts[-1] != t - clip_len:
+        starts.append(t - clip_len)
+    logits = torch.zeros(t, h, w)
+    hits = torch.zeros(t, 1, 1)
+    with torch.no_grad():
+        for s in starts:
+            out = model(x[s:s + clip_len][None])[0, :, :h, :w]
+            logits[s:s + clip_len] += out
+            hits[s:s + clip_len] += 1
+    return torch.sigmoid(logits / hits).numpy()
+
+
+def predict_split(cfg: dict, out_dir, split: str, weights=None, baseline=None, clip_len: int = 8) -> pd.DataFrame:
+    if (weights is None) == (baseline is None):
+        raise BrokenVideosError("predict: give exactly one of --weights and --baseline")
+    paths = ResultPaths(cfg["results"])
+    rows = split_videos(paths.videos_table, paths.splits_table, split)
+    if rows.empty:
+        raise BrokenVideosError(f"{paths.splits_table}: no broken or normal videos in split {split!r}")
+    model = None
+    if weights is not None:
+        import torch
+
+        from brokenvideos.models.st_unet import SpatioTemporalUNet
+
+        torch.set_num_threads(max(1, int(cfg.get("train", {}).get("ray", {}).get("cpus_per_worker", 1)) * 2))
+        model = SpatioTemporalUNet.from_pretrained(weights).eval()
+    elif baseline not in BASELINES:
+        raise BrokenVideosError(f"predict: unknown baseline {baseline!r}; known: {sorted(BASELINES)}")
+    out_dir = Path(out_dir)
+    records = []
+    for row in tqdm(rows.to_dict("records"), desc=f"predict {weights or baseline}", unit="video"):
+        frames = read_video(row["path"])
+        if model is not None:
+            prob = predict_probabilities(model, frames, clip_len)
+            masks, score = (prob > THRESHOLD).astype(np.uint8), float(prob.max())
+        else:
+            masks = BASELINES[baseline](frames)
+            score = float(masks.mean())
+        write_video_masks(out_dir / row["video_id"], masks, {1: "artifact"} if masks.any() else {})
+        records.append({"video_id": row["video_id"], "score": score, "label_pred": "broken" if masks.any() else "normal",
+                        "mask_dir": str(out_dir / row["video_id"])})
+    df = pd.DataFrame(records)
+    write_table(df, out_dir / "predictions.parquet", kind="detections")
+    log.info("predicted %d videos of split %s into %s", len(df), split, out_dir)
+    return df
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--config", required=True)
+    p.add_argument("--out-dir", required=True, help="results/predictions/<model>/<checkpoint>")
+    p.add_argument("--split", default="val")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--weights", help="a save_pretrained directory (e.g. results/train/st_unet/final)")
+    g.add_argument("--baseline", choices=sorted(BASELINES))
+    p.add_argument("--clip-len", type=int, default=8)
+
+
+def run(args) -> int:
+    cfg = load_config(args.config)
+    predict_split(cfg, args.out_dir, args.split, args.weights, args.baseline, args.clip_len)
+    return 0

@@ -1,0 +1,103 @@
+"""`brokenvideos tables`: BrokenVideos Table 2 in the paper's layout, and breakdowns.
+
+Table 2: a row per method × fine-tuned (✗/✓); J, F, J&F on broken, normal and all videos.
+Breakdowns: J&F per artifact category and per generator. Each as Markdown, CSV and LaTeX.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from brokenvideos.config import load_config
+from brokenvideos.io.atomic import atomic_path, write_text
+from brokenvideos.io.tables import read_table
+from brokenvideos.paths import ResultPaths
+from brokenvideos.report.figures import overlays, training_curves
+from brokenvideos.train.data import split_videos
+
+GROUP_TITLES = {"broken": "Broken Videos", "normal": "Normal Videos", "all": "All Videos"}
+
+
+def table2(entries: list[tuple[str, bool, Path]]) -> pd.DataFrame:
+    rows = []
+    for method, finetuned, metrics_dir in entries:
+        summary = json.loads((Path(metrics_dir) / "summary.json").read_text())
+        row = {"Method": method, "Finetuned": "✓" if finetuned else "✗"}
+        for group, title in GROUP_TITLES.items():
+            for metric in ("J", "F", "J&F"):
+                row[f"{title} {metric}"] = summary[group][metric]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def breakdown(entries, by: str) -> pd.DataFrame:
+    """Mean J&F per ``by`` value (category or generator), one column per method row."""
+    cols = {}
+    for method, finetuned, metrics_dir in entries:
+        per_video = read_table(Path(metrics_dir) / "per_video.parquet")
+        cols[f"{method} {'✓' if finetuned else '✗'}"] = per_video.groupby(by).JF.mean()
+    out = pd.DataFrame(cols)
+    out.index.name = by
+    return out.reset_index()
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    def cell(v):
+        return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(df: pd.DataFrame, caption: str) -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.4f}"
+        return {"✓": r"\checkmark", "✗": r"$\times$"}.get(str(v), str(v).replace("_", r"\_").replace("&", r"\&"))
+
+    head = " & ".join(cell(c) for c in df.columns) + r" \\"
+    body = "\n".join(" & ".join(cell(v) for v in row) + r" \\" for row in df.itertuples(index=False))
+    return (f"\\begin{{table}}[t]\n\\centering\n\\begin{{tabular}}{{{'l' * 2 + 'c' * (len(df.columns) - 2)}}}\n"
+            f"\\toprule\n{head}\n\\midrule\n{body}\n\\bottomrule\n\\end{{tabular}}\n\\caption{{{caption}}}\n"
+            f"\\end{{table}}\n")
+
+
+def write_table_files(df: pd.DataFrame, stem: Path, caption: str) -> None:
+    write_text(stem.with_suffix(".md"), to_markdown(df))
+    with atomic_path(stem.with_suffix(".csv")) as tmp:
+        df.to_csv(tmp, index=False)
+    write_text(stem.with_suffix(".tex"), to_latex(df, caption))
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--config", required=True)
+    p.add_argument("--entry", nargs=3, action="append", required=True, metavar=("METHOD", "FINETUNED", "METRICS_DIR"),
+                   help="e.g. st_unet yes results/metrics/st_unet/final (repeatable, in table order)")
+    p.add_argument("--curves", help="metrics.csv of a training run")
+    p.add_argument("--overlay-pred", help="prediction dir for the overlay figure")
+    p.add_argument("--split", default="val")
+    p.add_argument("--out-dir", required=True)
+
+
+def run(args) -> int:
+    cfg = load_config(args.config)
+    entries = [(m, f.lower() in ("yes", "true", "1", "✓"), Path(d)) for m, f, d in args.entry]
+    out = Path(args.out_dir)
+    t2 = table2(entries)
+    write_table_files(t2, out / "table2", "Localization on the validation split (BrokenVideos Table 2 layout).")
+    write_table_files(breakdown(entries, "category"), out / "jf_by_category", "J\\&F by artifact category.")
+    write_table_files(breakdown(entries, "generator"), out / "jf_by_generator", "J\\&F by generator.")
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    if args.curves:
+        training_curves(args.curves, figures / "training_curves.png")
+    if args.overlay_pred:
+        paths = ResultPaths(cfg["results"])
+        overlays(split_videos(paths.videos_table, paths.splits_table, args.split), args.overlay_pred,
+                 figures / "overlays.png")
+    print(to_markdown(t2), end="")
+    return 0

@@ -1,0 +1,1 @@
+"""Training localizers through Ray Train (TorchTrainer, V2 API)."""
