@@ -67,7 +67,7 @@ def _ensure_ray(ray_cfg: dict):
 
 
 def train(cfg: dict, out_dir, videos_path=None, splits_path=None) -> pd.DataFrame:
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchTrainer
 
     paths = ResultPaths(cfg["results"])
@@ -108,9 +108,12 @@ def train(cfg: dict, out_dir, videos_path=None, splits_path=None) -> pd.DataFram
     )
     log.info("training %s on %d videos with %d workers (gpu=%s), recipe %s", settings["model"]["arch"], len(rows),
              ray_cfg["num_workers"], ray_cfg["use_gpu"], recipe)
-    result = trainer.fit()
-    if result.error:
-        raise BrokenVideosError(f"training failed: {result.error}")
+    try:
+        result = trainer.fit()
+    except TrainingFailedError as exc:
+        cause = [line.strip() for line in str(exc).splitlines() if line.strip()][-1]
+        raise BrokenVideosError(f"training failed after {settings['max_failures']} retries ({cause}); "
+                                f"checkpoints are kept in {storage / run_name}: re-run to resume") from None
     with result.checkpoint.as_directory() as d:
         state, history = load_state(d)
     model = build_initial_model(settings["model"], cfg["seed"], None)
