@@ -21,11 +21,11 @@ from brokenvideos.io.masks import write_video_masks
 from brokenvideos.io.tables import write_table
 from brokenvideos.io.video import read_video
 from brokenvideos.models.baselines import BASELINES
+from brokenvideos.models.postprocess import binarize, load_postprocess
 from brokenvideos.paths import ResultPaths
 from brokenvideos.train.data import split_videos
 
 log = logging.getLogger(__name__)
-THRESHOLD = 0.5
 
 
 def predict_probabilities(model, frames: np.ndarray, clip_len: int) -> np.ndarray:
@@ -67,6 +67,8 @@ def predict_split(cfg: dict, out_dir, split: str, weights=None, baseline=None, c
 
         torch.set_num_threads(max(1, int(cfg.get("train", {}).get("ray", {}).get("cpus_per_worker", 1)) * 2))
         model = SpatioTemporalUNet.from_pretrained(weights).eval()
+        post = load_postprocess(weights)
+        log.info("operating point %s", post)
     elif baseline not in BASELINES:
         raise BrokenVideosError(f"predict: unknown baseline {baseline!r}; known: {sorted(BASELINES)}")
     out_dir = Path(out_dir)
@@ -75,7 +77,7 @@ def predict_split(cfg: dict, out_dir, split: str, weights=None, baseline=None, c
         frames = read_video(row["path"])
         if model is not None:
             prob = predict_probabilities(model, frames, clip_len)
-            masks, score = (prob > THRESHOLD).astype(np.uint8), float(prob.max())
+            masks, score = binarize(prob, post["threshold"], post["min_area"]), float(prob.max())
         else:
             masks = BASELINES[baseline](frames)
             score = float(masks.mean())

@@ -15,6 +15,7 @@ from brokenvideos.io.tables import read_table
 from brokenvideos.io.video import read_video
 
 LOCALIZATION_LABELS = ("broken", "normal")
+CENTRED_CROP_SHARE = 0.33
 
 
 def split_videos(videos_path, splits_path, split: str, labels=LOCALIZATION_LABELS) -> pd.DataFrame:
@@ -55,10 +56,10 @@ class ClipDataset(torch.utils.data.Dataset):
         x, y = frames[idx], target[idx]
         if self.crop:
             ch, cw = min(self.crop[0], x.shape[1]), min(self.crop[1], x.shape[2])
-            # Half the crops are centred on an artifact pixel when there is one, so small
-            # regions are seen often enough to be learned.
+            # A third of the crops are centred on an artifact pixel when there is one, so small
+            # regions are seen often enough; more would teach the model that artifacts are common.
             ys, xs = np.nonzero(y.any(0))
-            if len(ys) and rng.random() < 0.5:
+            if len(ys) and rng.random() < CENTRED_CROP_SHARE:
                 k = int(rng.integers(len(ys)))
                 y0 = int(np.clip(ys[k] - ch // 2, 0, x.shape[1] - ch))
                 x0 = int(np.clip(xs[k] - cw // 2, 0, x.shape[2] - cw))

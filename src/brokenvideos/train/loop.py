@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 STATE_NAME = "state.pt"
 
 
-def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, pos_weight: float = 2.0) -> torch.Tensor:
+def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, pos_weight: float = 1.0) -> torch.Tensor:
     """BCE for every pixel plus soft Dice per clip; on an all-zero target Dice pushes every p to 0."""
     bce = F.binary_cross_entropy_with_logits(logits, target, pos_weight=torch.tensor(pos_weight, device=logits.device))
     p = torch.sigmoid(logits).flatten(1)

@@ -19,6 +19,7 @@ import pandas as pd
 from brokenvideos.config import config_digest, load_config
 from brokenvideos.errors import BrokenVideosError
 from brokenvideos.io.atomic import atomic_path, write_json
+from brokenvideos.models.postprocess import POSTPROCESS_NAME, calibrate
 from brokenvideos.paths import ResultPaths
 from brokenvideos.train.data import split_videos
 from brokenvideos.train.loop import build_initial_model, load_state, train_loop_per_worker
@@ -119,6 +120,9 @@ def train(cfg: dict, out_dir, videos_path=None, splits_path=None) -> pd.DataFram
     model = build_initial_model(settings["model"], cfg["seed"], None)
     model.load_state_dict(state["model"])
     model.save_pretrained(out_dir / "final")
+    post = calibrate_operating_point(model.eval(), rows, settings["clip_len"], cfg["seed"])
+    write_json(out_dir / "final" / POSTPROCESS_NAME, post)
+    log.info("operating point chosen on the train split: %s", post)
     curves = pd.DataFrame(history)
     with atomic_path(out_dir / "metrics.csv") as tmp:
         curves.to_csv(tmp, index=False)
@@ -126,6 +130,21 @@ def train(cfg: dict, out_dir, videos_path=None, splits_path=None) -> pd.DataFram
                                           "recipe": recipe, "num_train_videos": len(rows)})
     log.info("trained: %s", history[-1])
     return curves
+
+
+def calibrate_operating_point(model, rows: list[dict], clip_len: int, seed: int, max_videos: int = 48) -> dict:
+    """Threshold and minimum area for the final weights, chosen on (a seeded sample of) the train split."""
+    import numpy as np
+
+    from brokenvideos.models.predict import predict_probabilities
+    from brokenvideos.train.data import load_video_and_target
+
+    pick = np.random.default_rng([seed, 7]).permutation(len(rows))[:max_videos]
+    samples = []
+    for i in sorted(pick):
+        frames, target = load_video_and_target(rows[i])
+        samples.append((rows[i]["label"], target, predict_probabilities(model, frames, clip_len)))
+    return calibrate(samples)
 
 
 def add_arguments(p) -> None:
