@@ -97,6 +97,15 @@ def test_ray_training_two_workers_end_to_end(tiny_dataset):
     meta = json.loads((out / "metrics.json").read_text())
     assert meta["epochs"] == 3 and meta["num_train_videos"] > 0
 
+    # Running the finished training again (snakemake --forcerun) trains again instead of resuming
+    # at its last epoch: same seed, same curves.
+    before = {p.name for p in (out / "ray").glob("run-*/checkpoint_2*")}
+    again = _train(tiny_dataset, "plain")
+    assert again.code == 0, again.stderr[-3000:]
+    after = {p.name for p in (out / "ray").glob("run-*/checkpoint_2*")}
+    assert after and not (before & after), "the finished run was resumed instead of retrained"
+    assert pd.read_csv(out / "metrics.csv").loss.tolist() == pytest.approx(curves.loss.tolist(), rel=1e-4)
+
 
 @pytest.mark.slow
 def test_failure_mid_run_resumes_from_last_checkpoint(tiny_dataset):

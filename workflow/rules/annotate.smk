@@ -21,3 +21,29 @@ rule annotate_shard:
 rule annotate_all:
     input:
         shard_files("{results}/annotations/{generator}/shard-{shard}.parquet"),
+
+
+# Opt-in (`snakemake annotation_quality`): SAM2 masks from simulated clicks against the exact masks
+# of the synthetic generator, per click budget. Needs annotate.sam2 (config + checkpoint).
+rule annotation_quality:
+    input:
+        videos=f"{RESULTS}/dataset/videos.parquet",
+    output:
+        table=f"{RESULTS}/annotation_quality/quality.csv",
+        figure=report(f"{RESULTS}/annotation_quality/quality.png", category="Annotation"),
+    log:
+        f"{RESULTS}/annotation_quality/quality.log",
+    params:
+        bv=BV,
+        config=CONFIG_PATH,
+        gt_root=f"{RESULTS}/generated_masks",
+        clicks=" ".join(str(c) for c in config["annotate"].get("quality_clicks", [1, 2, 3, 5])),
+    conda:
+        "../../envs/annotate.yaml"
+    threads: 2
+    resources:
+        gpu=gpus_for("annotate"),
+    shell:
+        "{params.bv} annotation-quality --config {params.config} --videos {input.videos} "
+        "--gt-root {params.gt_root} --clicks {params.clicks} --out {output.table} "
+        "--figure {output.figure} > {log} 2>&1"

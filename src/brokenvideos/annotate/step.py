@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
@@ -18,6 +19,7 @@ from brokenvideos.config import config_digest, load_config
 from brokenvideos.errors import BrokenVideosError
 from brokenvideos.io.masks import write_video_masks
 from brokenvideos.io.tables import read_table, write_table
+from brokenvideos.io.video import sha256_file
 from brokenvideos.paths import ResultPaths
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,9 @@ def annotate_manifest(cfg: dict, videos_path, out_path) -> pd.DataFrame:
     videos = read_table(videos_path, kind="videos")
     annotator = build_annotator(cfg["annotate"], cfg["results"])
     digest = config_digest(cfg["annotate"])
+    prompts_file = cfg["annotate"].get("sam2", {}).get("prompts_file")
+    if prompts_file and Path(prompts_file).exists():  # edited clicks must re-annotate
+        digest = config_digest([digest, sha256_file(prompts_file)])
     rows = []
     for video in tqdm(videos.to_dict("records"), desc=f"annotate {annotator.method}", unit="video"):
         row = {"video_id": video["video_id"], "mask_dir": "", "num_instances": 0,

@@ -27,12 +27,16 @@ STATE_NAME = "state.pt"
 
 
 def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, pos_weight: float = 1.0) -> torch.Tensor:
-    """BCE for every pixel plus soft Dice per clip; on an all-zero target Dice pushes every p to 0."""
+    """BCE for every pixel plus one soft Dice over the whole batch.
+
+    Dice per clip would be useless on normal clips: with an all-zero target it is 1 − 1/(Σp + 1),
+    ≈ 1 for any realistic Σp over thousands of pixels, so it would add a constant. Over the batch,
+    false positives on normal clips still count, through the denominator.
+    """
     bce = F.binary_cross_entropy_with_logits(logits, target, pos_weight=torch.tensor(pos_weight, device=logits.device))
-    p = torch.sigmoid(logits).flatten(1)
-    t = target.flatten(1)
-    dice = 1 - (2 * (p * t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)
-    return bce + dice.mean()
+    p = torch.sigmoid(logits)
+    dice = 1 - (2 * (p * target).sum() + 1) / (p.sum() + target.sum() + 1)
+    return bce + dice
 
 
 def epoch_order(n: int, seed: int, epoch: int, rank: int, world: int) -> np.ndarray:

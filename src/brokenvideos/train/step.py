@@ -3,7 +3,8 @@
 Writes ``<out>/initial/`` (the weights before fine-tuning), ``<out>/final/`` (after), and
 ``<out>/metrics.csv`` + ``metrics.json`` (per-epoch curves, DVC plots). Ray's run directory lives
 under ``<out>/ray/<run name>``; the run name hashes the training config and data, so re-running
-an interrupted rule resumes from its latest checkpoint while a changed config starts afresh.
+an interrupted rule resumes from its latest checkpoint, while a changed config or a re-run of a
+finished training starts afresh.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +28,7 @@ from brokenvideos.train.loop import build_initial_model, load_state, train_loop_
 from brokenvideos.train.recipes import resolve_recipe
 
 log = logging.getLogger(__name__)
+COMPLETED = "COMPLETED"  # marks a Ray run whose weights were exported; only unmarked runs resume
 
 DEFAULT_TRAIN = {
     "model": {"arch": "st_unet", "base_channels": 12, "depth": 3},
@@ -88,6 +91,9 @@ def train(cfg: dict, out_dir, videos_path=None, splits_path=None) -> pd.DataFram
     data_digest = hashlib.sha256("".join(r["sha256"] + r["mask_dir"] for r in rows).encode()).hexdigest()[:8]
     run_name = f"run-{config_digest({'train': settings, 'seed': cfg['seed']})}-{data_digest}"
     storage = out_dir / "ray"
+    if (storage / run_name / COMPLETED).exists():
+        # A finished run is not resumed: re-running the rule (e.g. --forcerun) trains again.
+        shutil.rmtree(storage / run_name)
     loop_cfg = {"seed": cfg["seed"], "model": settings["model"], "recipe": recipe, "clip_len": settings["clip_len"],
                 "crop": settings.get("crop"), "train_rows": rows, "initial_dir": str(initial_dir),
                 "threads_per_worker": ray_cfg.get("cpus_per_worker", 1), "storage_path": str(storage / run_name),
@@ -128,6 +134,7 @@ def train(cfg: dict, out_dir, videos_path=None, splits_path=None) -> pd.DataFram
         curves.to_csv(tmp, index=False)
     write_json(out_dir / "metrics.json", {"final": history[-1], "epochs": len(history), "run": run_name,
                                           "recipe": recipe, "num_train_videos": len(rows)})
+    (storage / run_name / COMPLETED).write_text("exported to final/\n")
     log.info("trained: %s", history[-1])
     return curves
 
