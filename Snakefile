@@ -12,6 +12,12 @@ validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
 
 
 include: "workflow/rules/common.smk"
+
+
+envvars:
+    "BROKENVIDEOS_CONFIG",
+
+
 include: "workflow/rules/prompts.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/annotate.smk"

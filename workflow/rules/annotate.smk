@@ -7,7 +7,6 @@ rule annotate_shard:
         f"{RESULTS}/annotations/{{generator}}/shard-{{shard}}.log",
     params:
         bv=BV,
-        config=CONFIG_PATH,
         digest=section_digest("annotate"),
     conda:
         "../../envs/annotate.yaml"
@@ -15,7 +14,7 @@ rule annotate_shard:
     resources:
         gpu=gpus_for("annotate"),
     shell:
-        "{params.bv} annotate --config {params.config} --videos {input.videos} --out {output.manifest} > {log} 2>&1"
+        "{params.bv} annotate --config $BROKENVIDEOS_CONFIG --videos {input.videos} --out {output.manifest} > {log} 2>&1"
 
 
 rule annotate_all:
@@ -35,7 +34,6 @@ rule annotation_quality:
         f"{RESULTS}/annotation_quality/quality.log",
     params:
         bv=BV,
-        config=CONFIG_PATH,
         gt_root=f"{RESULTS}/generated_masks",
         clicks=" ".join(str(c) for c in config["annotate"].get("quality_clicks", [1, 2, 3, 5])),
     conda:
@@ -44,6 +42,6 @@ rule annotation_quality:
     resources:
         gpu=gpus_for("annotate"),
     shell:
-        "{params.bv} annotation-quality --config {params.config} --videos {input.videos} "
+        "{params.bv} annotation-quality --config $BROKENVIDEOS_CONFIG --videos {input.videos} "
         "--gt-root {params.gt_root} --clicks {params.clicks} --out {output.table} "
         "--figure {output.figure} > {log} 2>&1"

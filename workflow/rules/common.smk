@@ -18,12 +18,15 @@ BV = f"PYTHONPATH={SRC} {PYTHON} -m brokenvideos"
 def _effective_config_path():
     """The validated config (after --config/--configfile overrides) as one file the CLI reads.
 
-    The path is fixed so that it never triggers re-runs itself: each rule's `digest` param names
-    the config sections it depends on, and only those re-run it. Rewritten only when it changes.
+    Content-addressed and written once: a dry run or another run with a different config writes a
+    different file, never the one running jobs read. Jobs get the path from $BROKENVIDEOS_CONFIG,
+    not from `params`, so a new path never triggers re-runs: each rule's `digest` param names the
+    config sections it depends on, and only those re-run it.
     """
     text = json.dumps(config, sort_keys=True, indent=1)
-    path = Path(RESULTS) / ".config" / "config.json"
-    if not path.exists() or path.read_text() != text:
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = Path(RESULTS) / ".config" / f"config-{digest}.json"
+    if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(text)
@@ -31,7 +34,7 @@ def _effective_config_path():
     return str(path)
 
 
-CONFIG_PATH = _effective_config_path()
+os.environ["BROKENVIDEOS_CONFIG"] = _effective_config_path()
 
 
 def section_digest(*keys):

@@ -38,11 +38,10 @@ rule dataset:
         f"{RESULTS}/dataset/dataset.log",
     params:
         bv=BV,
-        config=CONFIG_PATH,
         digest=section_digest("seed", "dataset"),
         out_dir=lambda wc, output: Path(output.videos).parent,
     conda:
         "../../envs/pipeline.yaml"
     shell:
-        "{params.bv} dataset --config {params.config} --videos {input.videos} --annotations {input.annotations} "
+        "{params.bv} dataset --config $BROKENVIDEOS_CONFIG --videos {input.videos} --annotations {input.annotations} "
         "--ingested {input.ingested} --out-dir {params.out_dir} > {log} 2>&1"

@@ -7,7 +7,6 @@ rule generate_shard:
         f"{RESULTS}/videos/{{generator}}/shard-{{shard}}.log",
     params:
         bv=BV,
-        config=CONFIG_PATH,
         digest=lambda wc: section_digest("seed", "video") + json.dumps(GENERATORS[wc.generator], sort_keys=True),
     conda:
         "../../envs/generate.yaml"
@@ -15,7 +14,7 @@ rule generate_shard:
     resources:
         gpu=gpus_for("generate"),
     shell:
-        "{params.bv} generate --config {params.config} --generator {wildcards.generator} "
+        "{params.bv} generate --config $BROKENVIDEOS_CONFIG --generator {wildcards.generator} "
         "--shard {wildcards.shard} --prompts {input.prompts} --out {output.manifest} > {log} 2>&1"
 
 

@@ -17,7 +17,6 @@ rule train_localizer:
         f"{RESULTS}/train/{{model}}/train.log",
     params:
         bv=BV,
-        config=CONFIG_PATH,
         digest=section_digest("seed", "train"),
         out_dir=lambda wc, output: Path(output.metrics).parent,
     conda:
@@ -26,7 +25,7 @@ rule train_localizer:
     resources:
         gpu=gpus_for("train"),
     shell:
-        "{params.bv} train --config {params.config} --videos {input.videos} --splits {input.splits} "
+        "{params.bv} train --config $BROKENVIDEOS_CONFIG --videos {input.videos} --splits {input.splits} "
         "--out-dir {params.out_dir} > {log} 2>&1"
 
 
@@ -42,7 +41,6 @@ rule predict_localizer:
         checkpoint="initial|final",
     params:
         bv=BV,
-        config=CONFIG_PATH,
         split=EVAL_SPLIT,
         weights=lambda wc, input: Path(input.weights).parent,
         out_dir=lambda wc, output: Path(output[0]).parent,
@@ -50,7 +48,7 @@ rule predict_localizer:
         "../../envs/train.yaml"
     threads: 2
     shell:
-        "{params.bv} predict --config {params.config} --weights {params.weights} --split {params.split} "
+        "{params.bv} predict --config $BROKENVIDEOS_CONFIG --weights {params.weights} --split {params.split} "
         "--out-dir {params.out_dir} > {log} 2>&1"
 
 
@@ -65,13 +63,12 @@ rule predict_baseline:
         baseline="|".join(BASELINES),
     params:
         bv=BV,
-        config=CONFIG_PATH,
         split=EVAL_SPLIT,
         out_dir=lambda wc, output: Path(output[0]).parent,
     conda:
         "../../envs/train.yaml"
     shell:
-        "{params.bv} predict --config {params.config} --baseline {wildcards.baseline} --split {params.split} "
+        "{params.bv} predict --config $BROKENVIDEOS_CONFIG --baseline {wildcards.baseline} --split {params.split} "
         "--out-dir {params.out_dir} > {log} 2>&1"
 
 
@@ -85,7 +82,6 @@ rule evaluate_predictions:
         f"{RESULTS}/metrics/{{model}}/{{checkpoint}}/evaluate.log",
     params:
         bv=BV,
-        config=CONFIG_PATH,
         digest=section_digest("evaluate"),
         split=EVAL_SPLIT,
         pred_dir=lambda wc, input: Path(input.predictions).parent,
@@ -93,7 +89,7 @@ rule evaluate_predictions:
     conda:
         "../../envs/train.yaml"
     shell:
-        "{params.bv} evaluate --config {params.config} --pred-dir {params.pred_dir} --split {params.split} "
+        "{params.bv} evaluate --config $BROKENVIDEOS_CONFIG --pred-dir {params.pred_dir} --split {params.split} "
         "--out-dir {params.out_dir} > {log} 2>&1"
 
 
@@ -114,7 +110,6 @@ rule tables:
         f"{RESULTS}/tables/tables.log",
     params:
         bv=BV,
-        config=CONFIG_PATH,
         split=EVAL_SPLIT,
         entries=table_entry_args(),
         overlay_pred=lambda wc, input: Path(input.final).parent,
@@ -122,5 +117,5 @@ rule tables:
     conda:
         "../../envs/train.yaml"
     shell:
-        "{params.bv} tables --config {params.config} {params.entries} --curves {input.curves} "
+        "{params.bv} tables --config $BROKENVIDEOS_CONFIG {params.entries} --curves {input.curves} "
         "--overlay-pred {params.overlay_pred} --split {params.split} --out-dir {params.out_dir} > {log} 2>&1"

@@ -5,9 +5,8 @@ rule prompts:
         f"{RESULTS}/prompts/prompts.log",
     params:
         bv=BV,
-        config=CONFIG_PATH,
         digest=section_digest("seed", "prompts"),
     conda:
         "../../envs/pipeline.yaml"
     shell:
-        "{params.bv} prompts --config {params.config} --out {output} > {log} 2>&1"
+        "{params.bv} prompts --config $BROKENVIDEOS_CONFIG --out {output} > {log} 2>&1"

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from brokenvideos.annotate import build_annotator
 from brokenvideos.config import config_digest, load_config
 from brokenvideos.errors import BrokenVideosError
+from brokenvideos.io.atomic import sweep_temporaries
 from brokenvideos.io.masks import write_video_masks
 from brokenvideos.io.tables import read_table, write_table
 from brokenvideos.io.video import sha256_file
@@ -37,6 +38,7 @@ def annotate_manifest(cfg: dict, videos_path, out_path) -> pd.DataFrame:
     paths = ResultPaths(cfg["results"])
     videos = read_table(videos_path, kind="videos")
     annotator = build_annotator(cfg["annotate"], cfg["results"])
+    sweep_temporaries(paths.masks("x").parent, videos.video_id)  # this shard's interrupted writes
     digest = config_digest(cfg["annotate"])
     prompts_file = cfg["annotate"].get("sam2", {}).get("prompts_file")
     if prompts_file and Path(prompts_file).exists():  # edited clicks must re-annotate

@@ -88,14 +88,15 @@ def scan(root, name: str, labels_csv=None, masks_dir=None, default_label="normal
 
 def ingest(root, name, out, results, labels_csv=None, masks_dir=None, default_label="normal") -> pd.DataFrame:
     df, masks = scan(root, name, labels_csv, masks_dir, default_label)
+    for r in df.itertuples():  # every check before the first write
+        if r.label == "broken" and r.video_id not in masks:
+            raise InputError(r.path, "labelled broken but has no masks")
     paths = ResultPaths(results)
     mask_dirs = []
     for r in df.itertuples():
         if r.video_id in masks:
             vol, instances = masks[r.video_id]
-        else:  # unannotated videos get all-zero masks only when they are normal or real
-            if r.label == "broken":
-                raise InputError(r.path, "labelled broken but has no masks")
+        else:  # unannotated normal or real videos get all-zero masks
             vol, instances = np.zeros((r.num_frames, r.height, r.width), np.uint8), {}
         write_video_masks(paths.masks(r.video_id), vol, instances, {"annotation.json": {"annotator": "import"}})
         mask_dirs.append(str(paths.masks(r.video_id)))

@@ -63,7 +63,10 @@ def run_shard(cfg: dict, gen_name: str, shard: int, prompts_path, out_path) -> p
     gen_cfg = generator_config(cfg, gen_name)
     prompts = shard_prompts(read_table(prompts_path, kind="prompts"), gen_cfg, shard)
     video_dir = paths.video_dir(gen_name)
-    sweep_temporaries(video_dir)
+    video_ids = [f"{gen_name}-{pid}" for pid in prompts.prompt_id]
+    # Sibling shards write into the same folders at the same time: sweep only this shard's leftovers.
+    sweep_temporaries(video_dir, video_ids)
+    sweep_temporaries(paths.generated_masks("x").parent, video_ids)
     generator = build_generator(gen_cfg, cfg["video"], cfg["seed"])
     rows, todo = [], []
     for prompt in prompts.to_dict("records"):

@@ -80,14 +80,20 @@ def atomic_dir(target: str | os.PathLike):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def sweep_temporaries(directory: str | os.PathLike) -> int:
-    """Remove leftovers of interrupted atomic writes; returns how many were removed."""
+def sweep_temporaries(directory: str | os.PathLike, stems=None) -> int:
+    """Remove leftovers of interrupted atomic writes; returns how many were removed.
+
+    ``stems`` limits the sweep to temporaries of those targets (``.tmp-<stem>-…``): directories
+    shared by concurrent writers (every shard of a generator) must only sweep their own.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         return 0
+    prefixes = (".tmp-", ".old-") if stems is None else \
+        tuple(f"{kind}{stem}-" for stem in stems for kind in (".tmp-", ".old-"))
     removed = 0
     for p in directory.iterdir():
-        if p.name.startswith((".tmp-", ".old-")):
+        if p.name.startswith(prefixes):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
             removed += 1
     return removed
