@@ -1,0 +1,120 @@
+"""The localization benchmark: predict → evaluate → Table 2, through Snakemake and the CLI."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brokenvideos.generators import build_generator
+from brokenvideos.io.tables import read_table
+from brokenvideos.metrics.evaluate import score_video
+from brokenvideos.models.baselines import temporal_residual_masks
+from brokenvideos.models.postprocess import binarize
+from conftest import run_cli, run_snakemake, write_config
+
+TINY_TRAIN = {"name": "st_unet", "model": {"arch": "st_unet", "base_channels": 4, "depth": 2},
+              "overrides": {"epochs": 2, "batch_size": 2, "warmup_steps": 1}, "clip_len": 4, "crop": [32, 32],
+              "ray": {"num_workers": 2, "use_gpu": False, "cpus_per_worker": 1}}
+
+
+@pytest.fixture(scope="module")
+def localized(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("localize")
+    write_config(workdir, train=TINY_TRAIN, dataset={"split": {"by": "ratios", "train": 0.6, "val": 0.4}})
+    done = run_snakemake(workdir, "-j2", "tables", timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return workdir
+
+
+@pytest.mark.slow
+def test_table2_in_the_papers_layout(localized):
+    tables = localized / "results" / "tables"
+    t2 = pd.read_csv(tables / "table2.csv")
+    assert t2[["Method", "Finetuned"]].values.tolist() == [["st_unet", "✗"], ["st_unet", "✓"],
+                                                            ["temporal_residual", "✗"]]
+    groups = ("Broken Videos", "Normal Videos", "All Videos")
+    assert list(t2.columns[2:]) == [f"{g} {m}" for g in groups for m in ("J", "F", "J&F")]
+    values = t2.iloc[:, 2:].to_numpy(float)
+    assert ((values >= 0) & (values <= 1)).all()
+    for g in groups:  # J&F is the mean of J and F
+        assert np.allclose(t2[f"{g} J&F"], (t2[f"{g} J"] + t2[f"{g} F"]) / 2, atol=1e-4)
+    md = (tables / "table2.md").read_text()
+    assert md.count("\n") == 5 and "| st_unet | ✓ |" in md
+    assert "\\checkmark" in (tables / "table2.tex").read_text()
+    for name in ("jf_by_category.md", "jf_by_generator.md", "figures/training_curves.png", "figures/overlays.png"):
+        assert (tables / name).stat().st_size > 0, name
+    # every evaluated video has a row, with its label and generator
+    per_video = read_table(localized / "results/metrics/st_unet/final/per_video.parquet")
+    splits = read_table(localized / "results/dataset/splits.parquet")
+    videos = read_table(localized / "results/dataset/videos.parquet")
+    val = videos.merge(splits, on="video_id").query("split == 'val' and label != 'real'")
+    assert sorted(per_video.video) == sorted(val.video_id)
+    # a second run does nothing
+    again = run_snakemake(localized, "-j2", "tables")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_normal_target_empty_vs_full():
+    gt = np.zeros((3, 8, 8), np.uint8)
+    nothing = np.zeros_like(gt)
+    stray = nothing.copy()
+    stray[1, 0, 0] = 1
+    # empty: predicting nothing is perfect; a stray pixel zeroes its frame (J = F = 0 there)
+    assert score_video(gt, nothing, "normal", "mevis", "empty")[0]["JF"] == 1.0
+    assert score_video(gt, stray, "normal", "mevis", "empty")[0]["J"] == pytest.approx(2 / 3)
+    # full: the normal region (complement of the artifact mask) is scored against the full frame
+    full = score_video(gt, stray, "normal", "mevis", "full")[0]
+    assert full["J"] == pytest.approx((1 + 63 / 64 + 1) / 3)
+    assert score_video(gt, np.ones_like(gt), "normal", "mevis", "full")[0]["J"] == 0.0
+    # broken videos are scored the same way under both
+    gt_b = gt.copy()
+    gt_b[:, 2:5, 2:5] = 1
+    assert score_video(gt_b, gt_b, "broken", "mevis", "full") == score_video(gt_b, gt_b, "broken", "mevis", "empty")
+
+
+def test_bad_predictions_name_video_and_frame(localized, tmp_path):
+    pred = tmp_path / "pred"
+    shutil.copytree(localized / "results/predictions/st_unet/final", pred)
+    victim = sorted(p for p in pred.iterdir() if p.is_dir())[0]
+    (victim / "00003.png").unlink()
+    result = run_cli(["evaluate", "--config", "config.yaml", "--pred-dir", pred, "--split", "val",
+                      "--out-dir", tmp_path / "m"], cwd=localized)
+    assert result.code == 2 and victim.name in result.error and "mask frames" in result.error
+    shutil.rmtree(victim)
+    result = run_cli(["evaluate", "--config", "config.yaml", "--pred-dir", pred, "--split", "val",
+                      "--out-dir", tmp_path / "m"], cwd=localized)
+    assert result.code == 2 and victim.name in result.error and "missing" in result.error
+    assert not (tmp_path / "m").exists()
+
+
+def test_binarize_drops_small_components():
+    prob = np.zeros((1, 10, 10), np.float32)
+    prob[0, 1, 1] = 0.99           # a 1-pixel speck
+    prob[0, 4:8, 4:8] = 0.99       # a 16-pixel blob
+    assert binarize(prob, 0.5, 0).sum() == 17
+    assert binarize(prob, 0.5, 8).sum() == 16
+    assert binarize(prob, 0.995, 0).sum() == 0
+
+
+def test_temporal_residual_finds_flicker_far_above_chance():
+    """Pooled over scenes: few false alarms on clean video (pan and walkers are flow-compensated),
+    and what it flags on videos with frame-to-frame artifacts is mostly artifact."""
+    video = {"width": 96, "height": 64, "num_frames": 8, "fps": 8}
+    gen = build_generator({"name": "g", "backend": "synthetic", "family": "upsampler"}, video, 0)
+    clean_rates, hits, flagged, gt_pixels, total = [], 0, 0, 0, 0
+    for seed in range(4):
+        for sub in ("perceptual_overload", "symbol_confusion"):
+            spec = {"prompt_id": "p0", "scene": "fauna_flora", "seed": seed, "label": "broken",
+                    "subcategory": sub, "num_regions": 2}
+            clean, _, _ = gen.render(spec, seed=1, with_artifacts=False)
+            clean_rates.append(temporal_residual_masks(clean).mean())
+            frames, masks, _ = gen.render(spec, seed=1)
+            pred, gt = temporal_residual_masks(frames) > 0, masks > 0
+            hits, flagged, gt_pixels, total = hits + (pred & gt).sum(), flagged + pred.sum(), gt_pixels + gt.sum(), \
+                total + gt.size
+    precision, chance = hits / flagged, gt_pixels / total
+    assert np.mean(clean_rates) < 0.03
+    assert precision > 0.35 and precision > 5 * chance, (precision, chance)
