@@ -119,3 +119,8 @@ rule tables:
     shell:
         "{params.bv} tables --config $BROKENVIDEOS_CONFIG {params.entries} --curves {input.curves} "
         "--overlay-pred {params.overlay_pred} --split {params.split} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule localize_all:
+    input:
+        table_entry_files("summary.json"),

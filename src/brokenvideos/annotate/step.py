@@ -34,11 +34,26 @@ def _is_current(mask_dir, provenance: dict) -> bool:
         return False
 
 
+EXPORTS = ("overlay", "coco_rle")
+
+
+def export_annotation(video: dict, ann, mask_dir, exports) -> None:
+    """Beside the PNGs: an overlay video for review, COCO RLE for other tools (BrokenVideos 3.2.1
+    exports visualization videos of its SAM2 masks for checking)."""
+    from brokenvideos.annotate.export import write_coco_rle, write_overlay
+
+    if "overlay" in exports:
+        write_overlay(video["path"], ann.masks, ann.instances, mask_dir / "overlay.mp4")
+    if "coco_rle" in exports:
+        write_coco_rle(ann.masks, ann.instances, mask_dir / "rle.json")
+
+
 def annotate_manifest(cfg: dict, videos_path, out_path) -> pd.DataFrame:
     paths = ResultPaths(cfg["results"])
     videos = read_table(videos_path, kind="videos")
     annotator = build_annotator(cfg["annotate"], cfg["results"])
     sweep_temporaries(paths.masks("x").parent, videos.video_id)  # this shard's interrupted writes
+    exports = cfg["annotate"].get("export", list(EXPORTS))
     digest = config_digest(cfg["annotate"])
     prompts_file = cfg["annotate"].get("sam2", {}).get("prompts_file")
     if prompts_file and Path(prompts_file).exists():  # edited clicks must re-annotate
@@ -64,6 +79,7 @@ def annotate_manifest(cfg: dict, videos_path, out_path) -> pd.DataFrame:
                                             f"video is {expected}")
                 write_video_masks(mask_dir, ann.masks, ann.instances, {"annotation.json": provenance})
                 instances = ann.instances
+                export_annotation(video, ann, mask_dir, exports)
             row.update(mask_dir=str(mask_dir), num_instances=len(instances))
         except BrokenVideosError as exc:
             # One bad video is recorded and reported; the rest of the shard is still annotated.
