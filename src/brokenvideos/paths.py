@@ -22,12 +22,20 @@ class ResultPaths:
     def shard_manifest(self, generator: str, shard: int) -> Path:
         return self.video_dir(generator) / f"shard-{shard}.parquet"
 
+    @property
+    def generated_masks_root(self) -> Path:
+        return self.root / "generated_masks"
+
     def generated_masks(self, video_id: str) -> Path:
         """Masks a generator emitted itself (synthetic): input to the groundtruth annotator."""
-        return self.root / "generated_masks" / video_id
+        return self.generated_masks_root / video_id
+
+    @property
+    def masks_root(self) -> Path:
+        return self.root / "masks"
 
     def masks(self, video_id: str) -> Path:
-        return self.root / "masks" / video_id
+        return self.masks_root / video_id
 
     def annotation_manifest(self, generator: str, shard: int) -> Path:
         return self.root / "annotations" / generator / f"shard-{shard}.parquet"

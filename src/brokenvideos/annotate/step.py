@@ -52,7 +52,7 @@ def annotate_manifest(cfg: dict, videos_path, out_path) -> pd.DataFrame:
     paths = ResultPaths(cfg["results"])
     videos = read_table(videos_path, kind="videos")
     annotator = build_annotator(cfg["annotate"], cfg["results"])
-    sweep_temporaries(paths.masks("x").parent, videos.video_id)  # this shard's interrupted writes
+    sweep_temporaries(paths.masks_root, videos.video_id)  # this shard's interrupted writes
     exports = cfg["annotate"].get("export", list(EXPORTS))
     digest = config_digest(cfg["annotate"])
     prompts_file = cfg["annotate"].get("sam2", {}).get("prompts_file")

@@ -66,7 +66,7 @@ def run_shard(cfg: dict, gen_name: str, shard: int, prompts_path, out_path) -> p
     video_ids = [f"{gen_name}-{pid}" for pid in prompts.prompt_id]
     # Sibling shards write into the same folders at the same time: sweep only this shard's leftovers.
     sweep_temporaries(video_dir, video_ids)
-    sweep_temporaries(paths.generated_masks("x").parent, video_ids)
+    sweep_temporaries(paths.generated_masks_root, video_ids)
     generator = build_generator(gen_cfg, cfg["video"], cfg["seed"])
     rows, todo = [], []
     for prompt in prompts.to_dict("records"):
