@@ -86,7 +86,7 @@ def test_ray_training_two_workers_end_to_end(tiny_dataset):
     assert result.code == 0, result.stderr[-3000:]
     out = tiny_dataset / "results" / "train" / "plain"
     curves = pd.read_csv(out / "metrics.csv")
-    assert curves.epoch.tolist() == [0, 1, 2]
+    assert curves.epoch.tolist() == [0, 1, 2] and (curves.started_at_epoch == 0).all()
     assert (curves.clips_per_s > 0).all() and np.isfinite(curves.loss).all()
     initial = SpatioTemporalUNet.from_pretrained(out / "initial")
     final = SpatioTemporalUNet.from_pretrained(out / "final")
@@ -115,7 +115,9 @@ def test_failure_mid_run_resumes_from_last_checkpoint(tiny_dataset):
     out = tiny_dataset / "results" / "train" / "failover"
     assert list((out / "ray").glob("run-*/injected-failure.done")), "the failure was not injected"
     curves = pd.read_csv(out / "metrics.csv")
-    assert curves.epoch.tolist() == [0, 1, 2]  # epochs 0-1 restored from the checkpoint, not redone
+    assert curves.epoch.tolist() == [0, 1, 2]
+    # epochs 0-1 restored from the checkpoint, not redone: the restarted group began at epoch 2
+    assert curves.started_at_epoch.tolist() == [0, 0, 2]
 
 
 @pytest.mark.slow
@@ -132,7 +134,8 @@ def test_rerun_of_an_interrupted_rule_resumes(tiny_dataset):
     assert second.code == 0, second.stderr[-3000:]
     curves = pd.read_csv(out / "metrics.csv")
     assert curves.epoch.tolist() == [0, 1, 2]
-    assert curves.loss[0] == pytest.approx(epoch0["loss"], rel=1e-12)  # epoch 0 was not re-trained
+    assert curves.started_at_epoch.tolist() == [0, 1, 1]  # the re-run began after epoch 0
+    assert curves.loss[0] == pytest.approx(epoch0["loss"], rel=1e-12)
 
 
 def test_train_rejects_an_empty_train_split(tiny_dataset, tmp_path):

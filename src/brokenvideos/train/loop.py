@@ -133,7 +133,9 @@ def train_loop_per_worker(cfg: dict) -> None:
                 if rank == 0 and step % 10 == 0:
                     log.info("epoch %d step %d/%d loss %.4f", epoch, step, total_steps, losses[-1])
         elapsed = time.perf_counter() - t0
-        metrics = {"epoch": epoch, "step": step, "loss": float(np.mean(losses)) if losses else float("nan"),
+        # started_at_epoch: where this worker group began (> 0 after a resume), for audits and tests
+        metrics = {"epoch": epoch, "started_at_epoch": start_epoch, "step": step,
+                   "loss": float(np.mean(losses)) if losses else float("nan"),
                    "lr": optimizer.param_groups[0]["lr"], "clips_per_s_worker": seen / max(elapsed, 1e-9),
                    "clips_per_s": world * seen / max(elapsed, 1e-9)}
         history = history + [metrics]
