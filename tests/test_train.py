@@ -52,6 +52,60 @@ def test_warmup_decay_schedule():
     assert lr_factor(5, 8, RECIPES["samwise"]) == 1.0
 
 
+def test_overriding_the_budget_replaces_the_recipes():
+    assert "max_steps" not in resolve_recipe({"recipe": "cpu_default", "overrides": {"epochs": 3}}, 2)
+    assert "epochs" not in resolve_recipe({"recipe": "samwise", "overrides": {"max_steps": 10}}, 2)
+    with pytest.raises(BrokenVideosError, match="exactly one of epochs and max_steps"):
+        resolve_recipe({"recipe": {"lr": 1e-3, "schedule": "constant"}}, 2)
+
+
+@pytest.mark.parametrize("patch", [1, 2, 4])
+def test_space_to_depth_keeps_every_pixel(patch):
+    """Any frame size in, logits of the same size out; with patch p a pixel's logit depends on its own
+    p×p cell (the fold is lossless, not a blur): change one input pixel and its logit changes."""
+    torch.manual_seed(0)
+    model = SpatioTemporalUNet(4, 2, patch_size=patch).eval()
+    clip = torch.rand(1, 3, 3, 37, 50)
+    with torch.no_grad():
+        out = model(clip)
+        poked = clip.clone()
+        poked[0, 1, :, 20, 31] += 0.5
+        delta = (model(poked) - out).abs()
+    assert out.shape == (1, 3, 37, 50)
+    assert delta[0, 1, 20, 31] > 0
+
+
+def test_global_context_sees_the_whole_clip():
+    """Without global context frame 0 sees ±1 frame per block; with it, a change in the last frame
+    reaches frame 0 through the clip mean. Both survive save_pretrained/from_pretrained."""
+    torch.manual_seed(0)
+    clip = torch.rand(1, 12, 3, 16, 16)
+    far = clip.clone()
+    far[0, -1] = 1 - far[0, -1]
+    for global_context, reaches in ((False, False), (True, True)):
+        model = SpatioTemporalUNet(4, 1, global_context=global_context).eval()
+        with torch.no_grad():
+            changed = not torch.allclose(model(clip)[0, 0], model(far)[0, 0])
+        assert changed is reaches
+
+
+def test_model_config_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = SpatioTemporalUNet(4, 2, patch_size=2, global_context=True).eval()
+    model.save_pretrained(tmp_path / "m")
+    loaded = SpatioTemporalUNet.from_pretrained(tmp_path / "m").eval()
+    assert loaded.config == model.config
+    clip = torch.rand(1, 4, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(loaded(clip), model(clip))
+    # weights saved before these options existed load as what they were: no patch, no global context
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    old = SpatioTemporalUNet(4, 2)
+    old.save_pretrained(tmp_path / "old")
+    (tmp_path / "old" / "config.json").write_text(json.dumps({k: cfg[k] for k in ("arch", "base_channels", "depth")}))
+    assert SpatioTemporalUNet.from_pretrained(tmp_path / "old").config["patch_size"] == 1
+
+
 @pytest.mark.parametrize("n,world", [(153, 2), (10, 3), (8, 8), (5, 8)])
 def test_every_worker_runs_the_same_number_of_clips(n, world):
     orders = [epoch_order(n, seed=0, epoch=3, rank=r, world=world) for r in range(world)]

@@ -16,8 +16,8 @@ import numpy as np
 
 POSTPROCESS_NAME = "postprocess.json"
 DEFAULT = {"threshold": 0.5, "min_area": 0}
-THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97)
-MIN_AREAS = (0, 8, 16, 32, 64)
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995)
+MIN_AREAS = (0, 8, 16, 32, 64, 128, 256)
 
 
 def binarize(prob: np.ndarray, threshold: float, min_area: int) -> np.ndarray:

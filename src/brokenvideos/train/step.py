@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 COMPLETED = "COMPLETED"  # marks a Ray run whose weights were exported; only unmarked runs resume
 
 DEFAULT_TRAIN = {
-    "model": {"arch": "st_unet", "base_channels": 12, "depth": 3},
+    "model": {"arch": "st_unet", "base_channels": 16, "depth": 3, "patch_size": 2, "global_context": True},
     "recipe": "cpu_default",
     "clip_len": 8,
     "crop": [64, 64],
