@@ -10,7 +10,7 @@ from __future__ import annotations
 from brokenvideos.errors import BrokenVideosError
 
 RECIPES: dict[str, dict] = {
-    # A step budget, not epochs: ~8 min on two CPU workers whatever the dataset size.
+    # A step budget, not epochs: ~10 min on two CPU workers whatever the dataset size.
     "cpu_default": {"max_steps": 2000, "lr": 3e-3, "weight_decay": 1e-4, "schedule": "warmup_cosine",
                     "warmup_steps": 20, "batch_size": 4, "grad_accum": 1},
     # SAMWISE: 8 epochs, constant lr 1e-5, global batch 16, AdamW, no weight decay.
