@@ -121,3 +121,17 @@ def test_cli_exits_2_with_one_line_before_any_work(tmp_path, step):
     assert result.error == f"error: {path}: video.width: 65 is not a multiple of 2"
     assert result.stderr.strip() == result.error  # nothing else: it failed before any work
     assert not (tmp_path / "results").exists()
+
+
+def test_schema_names_exactly_the_baselines_and_model_options_the_code_has():
+    """The schema's enums and the code's registries are two lists: a baseline or a model option added
+    to one alone would be rejected at start-up, or accepted and then crash in a job."""
+    import inspect
+
+    from brokenvideos.models.baselines import BASELINES
+    from brokenvideos.models.st_unet import SpatioTemporalUNet
+
+    props = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())["properties"]
+    assert props["evaluate"]["properties"]["baselines"]["items"]["enum"] == list(BASELINES)
+    model_keys = set(props["train"]["properties"]["model"]["properties"]) - {"arch"}
+    assert model_keys == set(inspect.signature(SpatioTemporalUNet).parameters)

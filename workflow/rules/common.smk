@@ -65,11 +65,14 @@ def train_threads():
     return ray_cfg.get("num_workers", 2) * ray_cfg.get("cpus_per_worker", 1)
 
 
+LOCALIZER = config.get("train", {}).get("name", "st_unet")
+EVAL_BASELINES = config.get("evaluate", {}).get("baselines", ["temporal_residual"])
+
+
 def table_entries():
     """(method, fine-tuned?, model, checkpoint) rows of Table 2, in the paper's order."""
-    name = config.get("train", {}).get("name", "st_unet")
-    rows = [(name, False, name, "initial"), (name, True, name, "final")]
-    rows += [(b, False, b, "none") for b in config.get("evaluate", {}).get("baselines", ["temporal_residual"])]
+    rows = [(LOCALIZER, False, LOCALIZER, "initial"), (LOCALIZER, True, LOCALIZER, "final")]
+    rows += [(b, False, b, "none") for b in EVAL_BASELINES]
     return rows
 
 

@@ -1,6 +1,4 @@
 # Localization benchmark: train (Ray) → predict (before/after fine-tuning, baselines) → evaluate → tables.
-LOCALIZER = config.get("train", {}).get("name", "st_unet")
-BASELINES = config.get("evaluate", {}).get("baselines", ["temporal_residual"])
 EVAL_SPLIT = config.get("evaluate", {}).get("split", "val")
 
 
@@ -60,7 +58,7 @@ rule predict_baseline:
     log:
         f"{RESULTS}/predictions/{{baseline}}/none/predict.log",
     wildcard_constraints:
-        baseline="|".join(BASELINES),
+        baseline="|".join(EVAL_BASELINES),
     params:
         bv=BV,
         split=EVAL_SPLIT,
