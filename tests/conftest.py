@@ -34,7 +34,7 @@ TINY_CONFIG: dict = {
     "seed": 0,
     "results": "results",
     "prompts": {"num_prompts": 10, "normal_fraction": 0.3},
-    "video": {"width": 64, "height": 48, "num_frames": 6, "fps": 6, "crf": 18},
+    "video": {"width": 64, "height": 48, "num_frames": 6, "fps": 6, "qp": 18},
     "generators": [
         {"name": "synth-upsampler", "backend": "synthetic", "family": "upsampler", "shards": 2},
         {"name": "synth-grainy", "backend": "synthetic", "family": "grainy", "shards": 1},
@@ -171,3 +171,54 @@ def run_snakemake(workdir, *args, timeout: float = 300) -> subprocess.CompletedP
     """Run Snakemake on the repository's Snakefile in ``workdir`` (which holds config.yaml)."""
     return subprocess.run(snakemake_cmd(workdir, *args), capture_output=True, text=True, timeout=timeout,
                           cwd=workdir)
+
+
+# --- annotate-ui (SAM2 in a browser) ------------------------------------------------------------
+
+UI_T, UI_H, UI_W = 6, 96, 128
+UI_CLICK = (35.0, 35.0)  # inside the bright block of frame 0
+UI_BOX = (80.0, 55.0, 115.0, 85.0)  # around the green block
+UI_SAM2_SEED = 2  # random weights mean nothing; with this seed the clicked pixels land inside the masks
+UI_IMAGE_SIZE = 128  # tests: fast; benchmarks/bench_annotate_ui.py measures at 256
+
+
+@pytest.fixture(scope="session")
+def annotate_ui_workspace(tmp_path_factory):
+    """Two short videos (a drifting bright block and a green block over noise), a random-weight
+    tiny SAM2 saved as a checkpoint file (so the UI and the annotate step load the same weights
+    through the real checkpoint rules), and a config whose annotate.sam2 builds it on CPU."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from brokenvideos.annotate.sam2_annotator import Sam2Settings, build_predictor
+    from brokenvideos.io.tables import write_table
+    from brokenvideos.io.video import sha256_file, write_video
+
+    root = tmp_path_factory.mktemp("annotate_ui")
+    rng = np.random.default_rng(0)
+    rows = []
+    for k, vid in enumerate(["clip-a", "clip-b"]):
+        frames = rng.integers(0, 60, (UI_T, UI_H, UI_W, 3)).astype(np.uint8)
+        for t in range(UI_T):
+            frames[t, 20:50, 20 + 3 * t:60 + 3 * t] = 220
+            frames[t, 55:85, 80 + k:115 + k] = (30, 200, 30)
+        path = root / "videos" / f"{vid}.mp4"
+        path.parent.mkdir(exist_ok=True)
+        write_video(path, frames, fps=6)
+        rows.append({"video_id": vid, "generator": "tiny", "prompt_id": f"p{k}", "path": str(path), "label": "broken",
+                     "fps": 6, "num_frames": UI_T, "width": UI_W, "height": UI_H, "sha256": sha256_file(path),
+                     "source": "test", "status": "ok"})
+    write_table(pd.DataFrame(rows), root / "videos.parquet", kind="videos")
+    sam2 = {"checkpoint": None, "allow_random_weights": True, "image_size": UI_IMAGE_SIZE, "device": "cpu"}
+    with torch.random.fork_rng():
+        torch.manual_seed(UI_SAM2_SEED)
+        model = build_predictor(Sam2Settings(**sam2))
+    checkpoint = root / "sam2_tiny_random.pt"
+    torch.save({"model": model.state_dict()}, checkpoint)
+    del model
+    sam2 = {"checkpoint": str(checkpoint), "image_size": UI_IMAGE_SIZE, "device": "cpu"}
+    config = write_config(root, annotate={"method": "sam2", "sam2": sam2})
+    return {"root": root, "config": config, "videos_dir": root / "videos", "videos_parquet": root / "videos.parquet",
+            "checkpoint": checkpoint, "sam2": sam2, "rows": rows, "T": UI_T, "H": UI_H, "W": UI_W,
+            "click": UI_CLICK, "box": UI_BOX}

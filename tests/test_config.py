@@ -46,7 +46,7 @@ def test_repo_config_defaults_filled():
 def test_tiny_config_is_valid(tiny_config):
     cfg = load_config(tiny_config())
     assert cfg["prompts"]["num_prompts"] == TINY_CONFIG["prompts"]["num_prompts"]
-    assert cfg["video"]["crf"] == 18
+    assert cfg["video"]["qp"] == 18
 
 
 BAD_VALUES = [

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import run_cli, run_pipeline, shards_of, write_config
 from PIL import Image
 
@@ -299,6 +300,10 @@ def test_failed_generation_rows_are_left_out(good_run, tmp_path):
     vid = manifest.video_id.iloc[0]
     manifest.loc[0, ["status", "error"]] = ["error", "RuntimeError: out of memory"]
     write_table(manifest, path, kind="videos")
+    result = run_cli(dataset_args(root), cwd=root)  # generate.allow_failures defaults to 0
+    assert result.code == 2 and result.error.startswith(f"error: {vid}: generation failed")
+    cfg = yaml.safe_load((root / "config.yaml").read_text())
+    (root / "config.yaml").write_text(yaml.safe_dump({**cfg, "generate": {"allow_failures": 1}}))
     result = run_cli(dataset_args(root), cwd=root)
     assert result.code == 0, result.stderr
     videos = read_table(root / "results/dataset/videos.parquet")

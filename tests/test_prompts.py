@@ -139,3 +139,28 @@ def test_labels_do_not_depend_on_order_of_sampling():
     b = make_prompts({"num_prompts": 200, "normal_fraction": 0.25}, run_seed=1)
     assert (a.label == "normal").sum() == (b.label == "normal").sum() == 50
     assert not np.array_equal(a.label.to_numpy(), b.label.to_numpy())
+
+
+def test_scene_weights_order_does_not_change_the_prompts():
+    # A hand run reads the YAML's order, Snakemake passes JSON with sorted keys: same prompts.
+    weights = dict(SCENE_WEIGHTS)
+    shuffled = {k: weights[k] for k in sorted(weights, key=lambda k: weights[k])}
+    assert list(shuffled) != sorted(shuffled)
+    a = make_prompts({"num_prompts": 60, "normal_fraction": 0.25, "scene_weights": shuffled}, run_seed=0)
+    b = make_prompts({"num_prompts": 60, "normal_fraction": 0.25,
+                      "scene_weights": dict(sorted(shuffled.items()))}, run_seed=0)
+    pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.slow
+def test_hand_run_equals_snakemake_on_the_default_config(tmp_path):
+    import shutil
+
+    from conftest import REPO, run_cli, run_snakemake
+
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    result = run_cli(["prompts", "--config", "config.yaml", "--out", "by-hand.parquet"], cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    proc = run_snakemake(tmp_path, "-j1", "prompts")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "by-hand.parquet").read_bytes() == (tmp_path / "results/prompts/prompts.parquet").read_bytes()

@@ -59,22 +59,51 @@ def test_injectors_cover_every_renderable_subcategory():
 @pytest.mark.parametrize("family", GENERATED_FAMILIES)
 @pytest.mark.parametrize("subcategory", RENDERABLE)
 def test_mask_is_exactly_where_frames_differ_from_clean_render(subcategory, family):
+    from scipy.ndimage import binary_dilation
+
     gen = make_generator(family)
     for prompt in prompts_covering_every_injector(subcategory):
         seed = derive_seed(0, gen.name, prompt["prompt_id"])
+        raw, raw_clean, raw_masks, raw_instances = gen.render_raw(prompt)
         frames, masks, instances = gen.render(prompt, seed)
         clean, clean_masks, clean_instances = gen.render(prompt, seed, with_artifacts=False)
         assert frames.shape == (6, 48, 64, 3) and frames.dtype == np.uint8
         assert masks.shape == (6, 48, 64) and masks.dtype == np.uint8
         assert not clean_masks.any() and clean_instances == {}
-        changed = (frames != clean).any(-1)
+        np.testing.assert_array_equal(masks, raw_masks)
+        assert instances == raw_instances
+        # exact before the fingerprint: a pixel is labelled iff the render differs there
+        changed = (raw != raw_clean).any(-1)
         assert changed.any(), f"{subcategory}/{family}: broken prompt rendered no artifact"
         np.testing.assert_array_equal(masks > 0, changed)
+        # the fingerprint (applied last, to the whole frame) spreads a change by its filter support
+        # only: at most one frame (smoother's temporal taps) and six pixels (upsampler: 2× area down,
+        # bicubic up)
+        after = (frames != clean).any(-1)
+        near = binary_dilation(masks > 0, structure=np.ones((3, 13, 13), bool))
+        assert not (after & ~near).any(), f"{subcategory}/{family}: change far from the mask"
         # every declared instance is non-empty, every id in the masks is declared, all of this subcategory
         ids = set(np.unique(masks).tolist()) - {0}
         assert ids == set(instances)
         assert set(instances.values()) == {subcategory}
         assert len(instances) <= prompt["num_regions"]
+
+
+def test_artifact_regions_carry_the_family_fingerprint():
+    # Fingerprint after artifacts: the upsampler's checkerboard is as strong inside a region artifact
+    # as outside it (before, artifacts were drawn over it, and "trace missing" gave them away).
+    gen = make_generator("upsampler", width=128, height=96, num_frames=8)
+    ratios = []
+    for i, sub in enumerate(["symbol_confusion", "perceptual_overload", "style_inconsistency"]):
+        prompt = make_prompt(sub, i, num_regions=2)
+        frames, masks, _ = gen.render(prompt, seed=1)
+        x = frames.astype(np.float64).mean(-1)
+        grid = (np.indices(x.shape[1:]).sum(0) % 2) * 2 - 1
+        # the checkerboard's amplitude: the response to a ±1 pattern, minus its local mean
+        resp = (x[:, :, :-1] - x[:, :, 1:]) * grid[None, :, :-1]
+        inside, outside = masks[:, :, :-1] > 0, masks[:, :, :-1] == 0
+        ratios.append(resp[inside].mean() / resp[outside].mean())
+    assert 0.6 < min(ratios) and max(ratios) < 1.4, ratios
 
 
 @pytest.mark.parametrize("family", FAMILIES)

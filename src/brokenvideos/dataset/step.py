@@ -24,12 +24,17 @@ from brokenvideos.paths import ResultPaths
 log = logging.getLogger(__name__)
 
 
-def merge_manifests(video_paths, annotation_paths, ingest_paths=()) -> pd.DataFrame:
+def merge_manifests(video_paths, annotation_paths, ingest_paths=(), allow_failures: int = 0):
+    """(videos, failed): the good videos, and the generation failures the run tolerated."""
     videos = pd.concat([read_table(p, kind="videos") for p in video_paths], ignore_index=True)
+    failed = pd.DataFrame(columns=["video_id", "error"])
     if "status" in videos:
-        failed = videos[videos.status != "ok"]
+        failed = videos[videos.status != "ok"][["video_id", "error"]].reset_index(drop=True)
         for r in failed.itertuples():
             log.warning("left out %s: generation failed (%s)", r.video_id, r.error)
+        if len(failed) > allow_failures:
+            raise BrokenVideosError(f"{failed.video_id[0]}: generation failed ({failed.error[0]}); {len(failed)} "
+                                    f"failed videos in all, generate.allow_failures is {allow_failures}")
         videos = videos[videos.status == "ok"]
     if annotation_paths:
         ann = pd.concat([read_table(p, kind="annotations") for p in annotation_paths], ignore_index=True)
@@ -43,7 +48,7 @@ def merge_manifests(video_paths, annotation_paths, ingest_paths=()) -> pd.DataFr
     dup = videos.video_id[videos.video_id.duplicated()]
     if len(dup):
         raise BrokenVideosError(f"duplicate video_id {dup.iloc[0]!r} across manifests")
-    return videos.reset_index(drop=True)
+    return videos.reset_index(drop=True), failed
 
 
 def validate_all(videos: pd.DataFrame) -> pd.DataFrame:
@@ -62,10 +67,13 @@ def validate_all(videos: pd.DataFrame) -> pd.DataFrame:
 
 def build_dataset(cfg: dict, video_paths, annotation_paths, ingest_paths, out_dir) -> dict:
     paths = ResultPaths(cfg["results"])
-    videos = validate_all(merge_manifests(video_paths, annotation_paths, ingest_paths))
+    videos, failed = merge_manifests(video_paths, annotation_paths, ingest_paths,
+                                     cfg["generate"]["allow_failures"])
+    videos = validate_all(videos)
     splits = make_splits(videos, cfg["dataset"]["split"], cfg["seed"])
     prompts = read_table(paths.prompts, kind="prompts") if paths.prompts.exists() else None
     stats = dataset_stats(videos, prompts, splits)
+    stats["generation_failures"] = {"count": int(len(failed)), "video_ids": sorted(failed.video_id)}
     out_dir = Path(out_dir)
     write_table(videos, out_dir / "videos.parquet", kind="videos")
     write_table(splits, out_dir / "splits.parquet", kind="splits")

@@ -49,3 +49,11 @@ class VideoGenerator(abc.ABC):
     def describe(self) -> dict:
         """Generator-level parameters recorded in every manifest row."""
         return {"backend": self.backend}
+
+
+def is_oom(exc: BaseException) -> bool:
+    """Out of (GPU) memory, recognised without importing torch: torch.OutOfMemoryError or its
+    RuntimeError message."""
+    if any(c.__name__ == "OutOfMemoryError" for c in type(exc).__mro__):
+        return True
+    return isinstance(exc, (RuntimeError, MemoryError)) and "out of memory" in str(exc).lower()

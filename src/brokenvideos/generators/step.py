@@ -17,6 +17,7 @@ from tqdm import tqdm
 from brokenvideos.config import derive_seed, load_config
 from brokenvideos.errors import BrokenVideosError
 from brokenvideos.generators import build_generator
+from brokenvideos.generators.base import is_oom
 from brokenvideos.io.atomic import sweep_temporaries, write_json
 from brokenvideos.io.masks import write_video_masks
 from brokenvideos.io.tables import read_table, write_table
@@ -45,6 +46,17 @@ def shard_prompts(prompts: pd.DataFrame, gen_cfg: dict, shard: int) -> pd.DataFr
     return prompts.iloc[shard::num_shards]
 
 
+def pin_pixel_threads() -> None:
+    """One thread for OpenCV and BLAS in this process. The renderer's maths is integer and exact
+    anyway (generators/synthetic/exact.py); this keeps any float path that remains (drawing, Canny)
+    from depending on how work is split across threads."""
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    cv2.setNumThreads(1)
+    threadpool_limits(limits=1)
+
+
 def _load_record(record_path: Path, video_path: Path) -> dict | None:
     """The finished row for this video, or None if it must be (re)generated."""
     if not (record_path.exists() and video_path.exists()):
@@ -68,6 +80,8 @@ def run_shard(cfg: dict, gen_name: str, shard: int, prompts_path, out_path) -> p
     sweep_temporaries(video_dir, video_ids)
     sweep_temporaries(paths.generated_masks_root, video_ids)
     generator = build_generator(gen_cfg, cfg["video"], cfg["seed"])
+    if generator.backend == "synthetic":
+        pin_pixel_threads()
     rows, todo = [], []
     for prompt in prompts.to_dict("records"):
         video_id = f"{gen_name}-{prompt['prompt_id']}"
@@ -78,6 +92,7 @@ def run_shard(cfg: dict, gen_name: str, shard: int, prompts_path, out_path) -> p
             todo.append((video_id, prompt))
     log.info("%s shard %d: %d prompts, %d already done, %d to generate",
              gen_name, shard, len(prompts), len(rows), len(todo))
+    allowed = cfg["generate"]["allow_failures"]
     batch = max(1, generator.batch_size())
     with tqdm(total=len(todo), desc=f"generate {gen_name}/{shard}", unit="video") as bar:
         for i in range(0, len(todo), batch):
@@ -85,15 +100,31 @@ def run_shard(cfg: dict, gen_name: str, shard: int, prompts_path, out_path) -> p
             seeds = [derive_seed(cfg["seed"], gen_name, prompt["prompt_id"]) for _, prompt in chunk]
             results = generator.generate_batch([p for _, p in chunk], seeds)
             for (video_id, prompt), seed, result in zip(chunk, seeds, results):
-                rows.append(_finish_video(paths, generator, gen_cfg, video_id, prompt, seed, result, cfg))
+                row = _finish_video(paths, generator, gen_cfg, video_id, prompt, seed, result, cfg)
+                rows.append(row)
                 bar.update(1)
+                if row["status"] != "ok":
+                    _check_failure(row, result, rows, allowed)
     df = pd.DataFrame(rows)
-    write_table(df, out_path, kind="videos")
     failed = df[df.status != "ok"]
-    for r in failed.itertuples():
-        log.error("%s: generation failed: %s", r.video_id, r.error)
+    if len(failed) > allowed:  # only out-of-memory failures get here: the shard went on
+        r = failed.iloc[0]
+        raise BrokenVideosError(f"{r.video_id}: generation failed: {r.error} ({len(failed)} failed videos "
+                                f"in this shard, generate.allow_failures is {allowed})")
+    write_table(df, out_path, kind="videos")
     log.info("wrote %s: %d ok, %d failed", out_path, (df.status == "ok").sum(), len(failed))
     return df
+
+
+def _check_failure(row: dict, exc: Exception, rows: list[dict], allowed: int) -> None:
+    """A failed video stops the shard at once unless it is out of memory (the shard goes on and is
+    judged at its end) or the run tolerates it (``generate.allow_failures``)."""
+    n_failed = sum(r["status"] != "ok" for r in rows)
+    log.error("%s: generation failed: %s", row["video_id"], row["error"])
+    if is_oom(exc) or n_failed <= allowed:
+        return
+    raise BrokenVideosError(f"{row['video_id']}: generation failed: {row['error']} "
+                            f"(generate.allow_failures is {allowed})") from exc
 
 
 def _finish_video(paths, generator, gen_cfg, video_id, prompt, seed, result, cfg) -> dict:
@@ -110,7 +141,7 @@ def _finish_video(paths, generator, gen_cfg, video_id, prompt, seed, result, cfg
         row.update(status="error", error=f"{result.__class__.__name__}: {result}".splitlines()[0])
         return row  # no record: a failed video is retried on the next run
     frames = result.frames
-    write_video(video_path, frames, result.fps, crf=v.get("crf", 18))
+    write_video(video_path, frames, result.fps, qp=v["qp"])
     row.update(label=result.label, fps=float(result.fps), num_frames=int(frames.shape[0]),
                height=int(frames.shape[1]), width=int(frames.shape[2]), sha256=sha256_file(video_path),
                video_params=json.dumps(result.params, sort_keys=True, default=str))

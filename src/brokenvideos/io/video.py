@@ -1,6 +1,7 @@
 """mp4 read/write through PyAV (H.264, yuv420p).
 
-The encoder runs single-threaded with a fixed CRF so the same frames give the same bytes.
+The encoder runs single-threaded at a constant quantizer, in a process of its own, so the same frames give
+the same bytes whatever ran before in the calling process.
 """
 
 from __future__ import annotations
@@ -12,32 +13,28 @@ import av
 import numpy as np
 
 from brokenvideos.errors import InputError
+from brokenvideos.io import encoder
 from brokenvideos.io.atomic import atomic_path
+from brokenvideos.io.colour import yuv420p_to_rgb
 
-DEFAULT_CRF = 18  # visually near-lossless: artifacts survive encoding
+DEFAULT_QP = 18  # visually near-lossless: artifacts survive encoding
 
 
-def write_video(path, frames: np.ndarray, fps: int, crf: int = DEFAULT_CRF) -> None:
-    """Encode a T×H×W×3 uint8 RGB array to mp4 atomically."""
-    frames = np.asarray(frames)
+def write_video(path, frames: np.ndarray, fps: int, qp: int = DEFAULT_QP) -> None:
+    """Encode a T×H×W×3 uint8 RGB array to mp4 atomically, in a clean encoder process.
+
+    x264's rate control does floating-point maths, so state that other libraries leave in this
+    process (torch's flush-denormal mode, its thread pools) changed the bytes of an identical
+    input. A spawned process starts from the default floating-point environment every time.
+    """
+    frames = np.ascontiguousarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be T×H×W×3 uint8, got {frames.shape} {frames.dtype}")
     _, h, w, _ = frames.shape
     if h % 2 or w % 2:
         raise ValueError(f"H.264 4:2:0 needs even sizes, got {w}x{h}")
     with atomic_path(path, suffix=".mp4") as tmp:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            # No encoder/muxer version tags and no timestamps: identical input → identical bytes.
-            container.metadata.clear() if hasattr(container.metadata, "clear") else None
-            stream = container.add_stream("libx264", rate=int(fps))
-            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            stream.thread_count = 1
-            stream.options = {"crf": str(crf), "preset": "medium", "x264-params": "threads=1:sliced-threads=0"}
-            for frame in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
+        encoder.encode(str(tmp), frames, int(fps), int(qp))
 
 
 def probe_video(path) -> dict:
@@ -67,13 +64,13 @@ def probe_video(path) -> dict:
 
 
 def read_video(path, max_frames: int | None = None) -> np.ndarray:
-    """Decode to a T×H×W×3 uint8 RGB array."""
+    """Decode to a T×H×W×3 uint8 RGB array (8-bit 4:2:0, the usual case, converted exactly)."""
     path = Path(path)
     try:
         with av.open(str(path)) as container:
             frames = []
             for frame in container.decode(video=0):
-                frames.append(frame.to_ndarray(format="rgb24"))
+                frames.append(frame_to_rgb(frame))
                 if max_frames is not None and len(frames) >= max_frames:
                     break
     except Exception as exc:
@@ -81,6 +78,14 @@ def read_video(path, max_frames: int | None = None) -> np.ndarray:
     if not frames:
         raise InputError(path, "video has no decodable frames")
     return np.stack(frames)
+
+
+def frame_to_rgb(frame) -> np.ndarray:
+    """A decoded frame as H×W×3 uint8 RGB; yuv420p with even sizes by exact integer maths, other
+    formats (10-bit, 4:4:4, odd sizes from other tools) through PyAV's converter."""
+    if frame.format.name in ("yuv420p", "yuvj420p") and frame.width % 2 == 0 and frame.height % 2 == 0:
+        return yuv420p_to_rgb(frame.to_ndarray(), frame.height, frame.width)
+    return frame.to_ndarray(format="rgb24")
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import pandas as pd
@@ -18,11 +19,13 @@ log = logging.getLogger(__name__)
 
 
 def _weighted_choice(rng: np.random.Generator, weights: dict[str, float]) -> str:
-    keys = list(weights)
-    p = np.array([weights[k] for k in keys], dtype=float)
-    if p.sum() <= 0:
+    # Sorted keys: the draw must not depend on the mapping's order (YAML order by hand, JSON's
+    # sorted keys under Snakemake).
+    keys = sorted(weights)
+    total = math.fsum(weights[k] for k in keys)
+    if total <= 0:
         raise ValueError("weights must not all be zero")
-    return keys[rng.choice(len(keys), p=p / p.sum())]
+    return keys[rng.choice(len(keys), p=np.array([weights[k] / total for k in keys]))]
 
 
 def sample_num_regions(rng: np.random.Generator, buckets: list[dict]) -> int:
@@ -31,8 +34,8 @@ def sample_num_regions(rng: np.random.Generator, buckets: list[dict]) -> int:
 
 
 def _normalised(w):
-    w = np.asarray(w, dtype=float)
-    return w / w.sum()
+    total = math.fsum(w)
+    return np.array([x / total for x in w])
 
 
 def make_prompts(prompts_cfg: dict, run_seed: int) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from brokenvideos.generators.synthetic import exact
 from brokenvideos.generators.synthetic.scene import Modifier, SceneSpec
 
 # subcategory -> injectors that render it (subject-level names are Modifier kinds)
@@ -111,9 +112,10 @@ def inject_fragment(img, region, rng, k):
 
 def inject_local_blur(img, region, rng, k):
     """Local blur: strong defocus plus lost contrast, as generators smear fine detail."""
-    blurred = cv2.GaussianBlur(img, (0, 0), 3.0).astype(np.float32)
-    mean = blurred[region].mean(axis=0)
-    return np.clip(mean + 0.6 * (blurred - mean) + 18, 0, 255).astype(np.uint8)
+    blurred = exact.round_shift(exact.gaussian_blur(img, 3.0), 2 * exact.BITS)
+    # 0.4·mean + 0.6·blurred + 18, with the region's mean kept as the exact fraction sum / count
+    total, count = blurred[region].sum(axis=0), int(region.sum())
+    return np.clip((4 * total + 6 * count * blurred + 180 * count) // (10 * count), 0, 255).astype(np.uint8)
 
 
 def inject_texture_noise(img, region, rng, k):
@@ -158,7 +160,7 @@ def inject_posterize(img, region, rng, k):
     """Style inconsistency: a patch flips to flat cartoon colours with inked edges."""
     levels = 4
     q = (img // (256 // levels)) * (256 // levels) + 256 // (2 * levels)
-    edges = cv2.Canny(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), 60, 140) > 0
+    edges = cv2.Canny(exact.luma(img), 60, 140) > 0  # Canny on uint8 is integer maths
     q[edges] = 10
     return q.astype(np.uint8)
 

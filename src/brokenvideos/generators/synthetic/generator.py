@@ -1,4 +1,4 @@
-"""SyntheticGenerator: prompt spec → scene → fingerprint → artifacts, with the exact mask of each.
+"""SyntheticGenerator: prompt spec → scene → artifacts (with the exact mask of each) → fingerprint.
 
 Scene content and the artifact plan come from the prompt's seed (every family renders the same
 scene, so families differ only by fingerprint); the family's noise comes from the per-video seed.
@@ -48,19 +48,21 @@ class SyntheticGenerator(VideoGenerator):
         regions = [plan_region_artifact(k, spec, rng) for k in kinds if k not in SUBJECT_LEVEL]
         return spec, mods, regions, rng
 
-    def render(self, prompt: dict, seed: int, with_artifacts: bool = True):
-        """(frames, id masks, {id: subcategory}); ids follow the order artifacts were applied."""
+    def render_raw(self, prompt: dict, with_artifacts: bool = True):
+        """(frames, clean, id masks, {id: subcategory}) before the family fingerprint.
+
+        A pixel is labelled iff the frame differs there from the clean render of the same spec;
+        ids follow the order artifacts were applied.
+        """
         spec, mods, regions, rng = self.plan(prompt)
-        finish = lambda frames: apply_fingerprint(frames, self.family, seed)  # noqa: E731
-        clean = finish(render_scene(spec))
+        clean = render_scene(spec)
         labels = np.zeros(clean.shape[:3], np.uint8)
         if not with_artifacts or not (mods or regions):
-            return clean, labels, {}
+            return clean, clean, labels, {}
         frames, instances, applied = clean, {}, []
         for mod in mods:
             applied.append(mod)
-            new = finish(render_scene(spec, applied))
-            frames = self._record(frames, new, labels, instances, prompt["subcategory"])
+            frames = self._record(frames, render_scene(spec, applied), labels, instances, prompt["subcategory"])
         for art in regions:
             for _ in range(MAX_PLACEMENT_TRIES):
                 new = apply_region_artifact(frames, art, spec)
@@ -68,10 +70,14 @@ class SyntheticGenerator(VideoGenerator):
                     break
                 art = plan_region_artifact(art.kind, spec, rng)
             frames = self._record(frames, new, labels, instances, prompt["subcategory"])
-        # Exactness: a pixel is labelled iff the final frame differs from the clean render there.
         labels[(frames == clean).all(-1)] = 0
         present = set(np.unique(labels)) - {0}
-        return frames, labels, {k: v for k, v in instances.items() if k in present}
+        return frames, clean, labels, {k: v for k, v in instances.items() if k in present}
+
+    def render(self, prompt: dict, seed: int, with_artifacts: bool = True):
+        """(frames, id masks, {id: subcategory}): the raw render with the fingerprint applied last."""
+        frames, _, labels, instances = self.render_raw(prompt, with_artifacts)
+        return apply_fingerprint(frames, self.family, seed), labels, instances
 
     @staticmethod
     def _record(before, after, labels, instances, subcategory):

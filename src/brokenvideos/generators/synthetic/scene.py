@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import colorsys
 import functools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
+
+from brokenvideos.generators.synthetic import exact
 
 # Textures that ship inside scikit-image (no download): scene -> candidate backgrounds.
 SCENE_TEXTURES = {
@@ -63,7 +66,7 @@ class Subject:
     omega: float
 
     def position(self, t: int) -> tuple[float, float]:
-        return self.x0 + self.vx * t, self.y0 + self.vy * t + 0.04 * self.scale * np.sin(self.phase + self.omega * t)
+        return self.x0 + self.vx * t, self.y0 + self.vy * t + 0.04 * self.scale * math.sin(self.phase + self.omega * t)
 
 
 @dataclass
@@ -112,7 +115,7 @@ def sample_scene(rng: np.random.Generator, scene: str, width: int, height: int, 
             x0=width * (0.15 + 0.7 * rng.random()),
             y0=height * (0.35 + 0.4 * rng.random()),
             vx=speed, vy=height * 0.003 * rng.standard_normal(),
-            scale=scale, phase=2 * np.pi * rng.random(), omega=0.5 + 0.6 * rng.random(),
+            scale=scale, phase=2 * math.pi * rng.random(), omega=0.5 + 0.6 * rng.random(),
         ))
     cam_speed = np.array([rng.uniform(-1.2, 1.2), rng.uniform(-0.6, 0.6)])
     return SceneSpec(width, height, num_frames, texture, SCENE_TINT[scene],
@@ -120,20 +123,21 @@ def sample_scene(rng: np.random.Generator, scene: str, width: int, height: int, 
                      cam_velocity=(float(cam_speed[0]), float(cam_speed[1])), subjects=subjects)
 
 
-def _background(spec: SceneSpec) -> np.ndarray:
-    """The texture resized to 1.6× the frame, tinted; the camera pans inside it."""
-    tex = load_texture(spec.texture)
-    big = cv2.resize(tex, (int(spec.width * 1.6), int(spec.height * 1.6)), interpolation=cv2.INTER_AREA)
-    return np.clip(big.astype(np.float32) * np.array(spec.tint, np.float32), 0, 255).astype(np.uint8)
+@functools.lru_cache(maxsize=16)
+def _background(texture: str, tint: tuple[float, float, float], width: int, height: int) -> np.ndarray:
+    """The texture area-resized to 1.6× the frame and tinted (exact integer maths); the camera pans
+    inside it."""
+    big = exact.resize(load_texture(texture), int(width * 1.6), int(height * 1.6), "area")
+    tint_fp = np.array([int(round(c * exact.ONE)) for c in tint], np.int64)
+    big = exact.to_uint8(exact.round_shift(big, 2 * exact.BITS) * tint_fp, exact.BITS)
+    big.setflags(write=False)
+    return big
 
 
 def _camera_crop(big: np.ndarray, spec: SceneSpec, t: int) -> np.ndarray:
     fx, fy = spec.camera_offset(t)
-    ox = fx * (big.shape[1] - spec.width)
-    oy = fy * (big.shape[0] - spec.height)
-    m = np.float32([[1, 0, -ox], [0, 1, -oy]])
-    return cv2.warpAffine(big, m, (spec.width, spec.height), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REFLECT)
+    return exact.translate(big, fx * (big.shape[1] - spec.width), fy * (big.shape[0] - spec.height),
+                           spec.width, spec.height)
 
 
 def _pt(x, y):
@@ -159,11 +163,11 @@ def _draw_subject(img, drawer: str, x, y, s, colour, phase, flicker, t):
     if drawer == "humanoid":
         hip = (x, y + 0.1 * s)
         neck = (x, y - 0.25 * s)
-        swing = 0.5 * np.sin(phase)
+        swing = 0.5 * math.sin(phase)
         for sign in (-1, 1):  # legs and arms swing in opposition: articulated gait
             a = sign * swing
-            cv2.line(img, _pt(*hip), _pt(hip[0] + 0.35 * s * np.sin(a), hip[1] + 0.4 * s * np.cos(a)), c, th, cv2.LINE_AA)
-            cv2.line(img, _pt(*neck), _pt(neck[0] - 0.3 * s * np.sin(a), neck[1] + 0.3 * s * np.cos(a)), c, th, cv2.LINE_AA)
+            cv2.line(img, _pt(*hip), _pt(hip[0] + 0.35 * s * math.sin(a), hip[1] + 0.4 * s * math.cos(a)), c, th, cv2.LINE_AA)
+            cv2.line(img, _pt(*neck), _pt(neck[0] - 0.3 * s * math.sin(a), neck[1] + 0.3 * s * math.cos(a)), c, th, cv2.LINE_AA)
         cv2.line(img, _pt(*hip), _pt(*neck), c, th + 2, cv2.LINE_AA)
         r = 0.14 * s
         cv2.circle(img, _pt(neck[0], neck[1] - r), int(round(r)), c, -1, cv2.LINE_AA)
@@ -171,8 +175,8 @@ def _draw_subject(img, drawer: str, x, y, s, colour, phase, flicker, t):
     elif drawer == "quadruped":
         cv2.ellipse(img, _pt(x, y), _pt(0.35 * s, 0.15 * s), 0, 0, 360, c, -1, cv2.LINE_AA)
         for i, dx in enumerate((-0.25, -0.1, 0.1, 0.25)):
-            a = 0.4 * np.sin(phase + np.pi * (i % 2))
-            cv2.line(img, _pt(x + dx * s, y + 0.1 * s), _pt(x + dx * s + 0.15 * s * np.sin(a), y + 0.4 * s), c, th, cv2.LINE_AA)
+            a = 0.4 * math.sin(phase + math.pi * (i % 2))
+            cv2.line(img, _pt(x + dx * s, y + 0.1 * s), _pt(x + dx * s + 0.15 * s * math.sin(a), y + 0.4 * s), c, th, cv2.LINE_AA)
         r = 0.12 * s
         hx, hy = x + 0.4 * s, y - 0.15 * s
         cv2.circle(img, _pt(hx, hy), int(round(r)), c, -1, cv2.LINE_AA)
@@ -183,13 +187,13 @@ def _draw_subject(img, drawer: str, x, y, s, colour, phase, flicker, t):
         for dx in (-0.25, 0.25):
             cx, cy, r = x + dx * s, y + 0.14 * s, 0.09 * s
             cv2.circle(img, _pt(cx, cy), max(1, int(round(r))), (30, 30, 30), -1, cv2.LINE_AA)
-            cv2.line(img, _pt(cx, cy), _pt(cx + r * np.cos(phase), cy + r * np.sin(phase)), (200, 200, 200), 1, cv2.LINE_AA)
+            cv2.line(img, _pt(cx, cy), _pt(cx + r * math.cos(phase), cy + r * math.sin(phase)), (200, 200, 200), 1, cv2.LINE_AA)
         _draw_eyes(img, x + 0.3 * s, y - 0.02 * s, 0.08 * s, flicker, t)
 
 
 def render_scene(spec: SceneSpec, modifiers: list[Modifier] = ()) -> np.ndarray:
     """Render T×H×W×3 uint8 frames; ``modifiers`` alter subjects on their active frames."""
-    big = _background(spec)
+    big = _background(spec.texture, tuple(spec.tint), spec.width, spec.height)
     frames = np.empty((spec.num_frames, spec.height, spec.width, 3), np.uint8)
     for t in range(spec.num_frames):
         img = _camera_crop(big, spec, t)
@@ -204,7 +208,7 @@ def render_scene(spec: SceneSpec, modifiers: list[Modifier] = ()) -> np.ndarray:
                 x += kinds["jump"].params["dx"]
                 y += kinds["jump"].params["dy"]
             if "scale_drift" in kinds:
-                s *= 1.0 + 0.45 * np.sin(np.pi * (t - kinds["scale_drift"].t0 + 1) / 3)
+                s *= 1.0 + 0.45 * math.sin(math.pi * (t - kinds["scale_drift"].t0 + 1) / 3)
             if "colour_drift" in kinds:
                 h, sat, v = colorsys.rgb_to_hsv(*(c / 255 for c in colour))
                 k = t - kinds["colour_drift"].t0 + 1
