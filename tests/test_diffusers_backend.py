@@ -167,7 +167,9 @@ def test_params_regenerate_identical_frames(gen, tiny_t2v_dir):
                 "guidance_scale", "negative_prompt", "height", "width", "num_frames", "fps", "seed", "prompt",
                 "diffusers_version", "pipeline_class", "batch_len"):
         assert key in params, key
-    assert params["scheduler"] == {"class": "DDIMScheduler", "kwargs": {"timestep_spacing": "trailing"}}
+    assert {k: params["scheduler"][k] for k in ("class", "kwargs")} == {"class": "DDIMScheduler",
+                                                                       "kwargs": {"timestep_spacing": "trailing"}}
+    assert params["scheduler"]["config"]["timestep_spacing"] == "trailing"
     assert (params["seed"], params["prompt"], params["model_path"]) == (SEEDS[1], PROMPTS[1]["text"], str(tiny_t2v_dir))
 
     other_video_cfg = {"width": 64, "height": 64, "num_frames": 9, "fps": 30}  # params must win over this
@@ -290,3 +292,66 @@ def test_generator_uses_preset(tiny_t2v_dir, monkeypatch):
     p = video.params
     recorded = (p["preset"], p["num_inference_steps"], p["guidance_scale"], p["scheduler"]["class"])
     assert recorded == ("tiny", 2, 1.0, "DPMSolverMultistepScheduler")
+
+
+# ---------------------------------------------------------------- what ran is what is recorded
+
+
+def test_full_scheduler_config_is_recorded(tiny_t2v_dir):
+    g = DiffusersGenerator(tiny_cfg(tiny_t2v_dir, scheduler={"class": "DPMSolverMultistepScheduler"}), VIDEO_CFG, 0)
+    recorded = g.generate(PROMPTS[0], SEEDS[0]).params["scheduler"]
+    assert recorded["class"] == "DPMSolverMultistepScheduler"
+    assert recorded["config"] == json.loads(json.dumps(dict(g.pipe.scheduler.config), default=str))
+    assert recorded["config"]["prediction_type"] == g.pipe.scheduler.config.prediction_type
+
+
+def test_scheduler_swap_that_changes_the_prediction_type_is_refused(tiny_t2v_dir, monkeypatch):
+    import diffusers
+
+    # the tiny ModelScope checkpoint predicts noise; a flow-matching solver would misread it
+    with pytest.raises(BrokenVideosError, match="would change how the model's output is read.*flow_matching"):
+        DiffusersGenerator(tiny_cfg(tiny_t2v_dir, scheduler={"class": "FlowMatchEulerDiscreteScheduler"}), VIDEO_CFG, 0)
+
+    class VDefaultDDIM(diffusers.DDIMScheduler):  # a solver whose defaults read v-prediction
+        @classmethod
+        def from_config(cls, config, **kwargs):
+            return super().from_config({**dict(config), "prediction_type": "v_prediction"}, **kwargs)
+
+    monkeypatch.setattr(diffusers, "VDefaultDDIM", VDefaultDDIM, raising=False)
+    with pytest.raises(BrokenVideosError, match="prediction_type 'epsilon' -> 'v_prediction'"):
+        DiffusersGenerator(tiny_cfg(tiny_t2v_dir, scheduler={"class": "VDefaultDDIM"}), VIDEO_CFG, 0)
+    # set explicitly, the same change is what the user asked for
+    g = DiffusersGenerator(tiny_cfg(tiny_t2v_dir, scheduler={"class": "VDefaultDDIM",
+                                                             "kwargs": {"prediction_type": "v_prediction"}}), VIDEO_CFG, 0)
+    assert g.pipe.scheduler.config.prediction_type == "v_prediction"
+
+
+class _FakePipe:
+    def __init__(self, name, temporal, spatial, patch):
+        self.__class__ = type(name, (_FakePipe,), {})
+        self.vae_scale_factor_temporal, self.vae_scale_factor_spatial = temporal, spatial
+        self.transformer = type("T", (), {"config": type("C", (), {"patch_size": patch})()})()
+
+
+@pytest.mark.parametrize("name, patch, frames, size, outcome", [
+    ("WanPipeline", (1, 2, 2), 17, (480, 832), {}),
+    ("WanPipeline", (1, 2, 2), 16, (480, 832), {"num_frames": 17}),  # Wan's documented rounding
+    ("WanPipeline", (1, 2, 2), 17, (40, 832), "divisible by 16"),
+    ("CogVideoXPipeline", 2, 49, (480, 720), {}),
+    ("CogVideoXPipeline", 2, 16, (480, 720), r"num_frames = 4·k \+ 1, got 16 \(use 13 or 17\)"),
+])
+def test_frame_count_and_size_are_checked_before_any_work(name, patch, frames, size, outcome):
+    from brokenvideos.generators.diffusers_backend import _check_geometry
+
+    args = {"num_frames": frames, "height": size[0], "width": size[1]}
+    pipe = _FakePipe(name, 4, 8, patch)
+    if isinstance(outcome, str):
+        with pytest.raises(BrokenVideosError, match=outcome):
+            _check_geometry(pipe, args, "generator 'x'")
+    else:
+        assert _check_geometry(pipe, args, "generator 'x'") == outcome
+
+
+def test_impossible_size_fails_at_construction(tiny_t2v_dir):
+    with pytest.raises(BrokenVideosError, match="divisible by"):
+        DiffusersGenerator(tiny_cfg(tiny_t2v_dir, height=TINY_HEIGHT + 1), VIDEO_CFG, 0)

@@ -218,6 +218,67 @@ def to_uint8_frames(video) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+# Pipelines that document rounding num_frames to k·t + 1 themselves (a warning, then the rounded count).
+_ROUNDS_FRAMES = ("WanPipeline",)
+
+
+def _geometry_factors(pipe) -> tuple[int, int]:
+    """(temporal, spatial): num_frames must be k·temporal + 1 and height/width multiples of spatial
+    (the VAE's compression times the transformer's patch size)."""
+    temporal = getattr(pipe, "vae_scale_factor_temporal", None) or getattr(pipe, "vae_temporal_compression_ratio", None)
+    spatial = (getattr(pipe, "vae_scale_factor_spatial", None) or getattr(pipe, "vae_spatial_compression_ratio", None)
+               or getattr(pipe, "vae_scale_factor", None) or 1)
+    denoiser = getattr(pipe, "transformer", None)
+    patch = getattr(getattr(denoiser, "config", None), "patch_size", None) or 1
+    patch = patch[-1] if isinstance(patch, (list, tuple)) else patch
+    return int(temporal or 1), int(spatial) * int(patch)
+
+
+def _check_geometry(pipe, args: dict, where: str) -> dict:
+    """The frame count and size this pipeline accepts, checked before any work: an impossible value
+    is an error; a rounding the pipeline documents is applied here, so the manifest records it."""
+    temporal, spatial = _geometry_factors(pipe)
+    name = type(pipe).__name__
+    bad = [k for k in ("height", "width") if args[k] % spatial]
+    if bad:
+        raise BrokenVideosError(f"{where}: {name} needs height and width divisible by {spatial}, got "
+                                f"{args['width']}x{args['height']}")
+    n = args["num_frames"]
+    if temporal > 1 and (n - 1) % temporal:
+        if name in _ROUNDS_FRAMES:
+            rounded = n // temporal * temporal + 1
+            log.warning("%s: %s rounds num_frames %d to %d (%d·k + 1); recording %d", where, name, n, rounded,
+                        temporal, rounded)
+            return {"num_frames": rounded}
+        lower = (n - 1) // temporal * temporal + 1
+        raise BrokenVideosError(f"{where}: {name} needs num_frames = {temporal}·k + 1, got {n} "
+                                f"(use {lower} or {lower + temporal})")
+    return {}
+
+
+def _prediction_signature(scheduler) -> dict:
+    """How a scheduler reads the model's output: flow matching or not, and its flow settings."""
+    cfg = dict(scheduler.config)
+    flow = type(scheduler).__name__.startswith("FlowMatch") or bool(cfg.get("use_flow_sigmas")) \
+        or cfg.get("prediction_type") == "flow_prediction"
+    shift = cfg.get("flow_shift", cfg.get("shift"))
+    return {"flow_matching": flow, "prediction_type": "flow_prediction" if flow else cfg.get("prediction_type", "epsilon"),
+            "flow_shift": float(shift) if flow and shift is not None else None,
+            "use_dynamic_shifting": bool(cfg.get("use_dynamic_shifting")) if flow else None}
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
 def _call_parameters(pipe) -> tuple[dict[str, inspect.Parameter], bool]:
     params = inspect.signature(pipe.__call__).parameters
     return dict(params), any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
@@ -266,6 +327,11 @@ class DiffusersGenerator(VideoGenerator):
 
         device = cfg.get("device") or "auto"
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else str(device)
+        # On a CPU, torch's float reductions depend on the thread count (Snakemake sets it per job):
+        # a fixed, recorded count makes a video reproducible from its manifest row.
+        self.cpu_threads = int(cfg.get("cpu_threads") or 1) if self.device == "cpu" else None
+        if self.cpu_threads:
+            torch.set_num_threads(self.cpu_threads)
         self._batch_size = int(cfg.get("batch_size") or 1)
         if self._batch_size < 1:
             raise BrokenVideosError(f"{where}: batch_size must be >= 1")
@@ -286,8 +352,10 @@ class DiffusersGenerator(VideoGenerator):
             "variant": cfg.get("variant"),
             "dtype": copy.deepcopy(cfg.get("dtype") or "float32"),
             "device": self.device,
+            "cpu_threads": self.cpu_threads,
             "pipeline_class": type(self.pipe).__name__,
-            "scheduler": {"class": type(self.pipe.scheduler).__name__, "kwargs": scheduler_kwargs},
+            "scheduler": {"class": type(self.pipe.scheduler).__name__, "kwargs": scheduler_kwargs,
+                          "config": _jsonable(dict(self.pipe.scheduler.config))},
             "memory": memory,
             **{k: self._call_kwargs[k] for k in _CORE_CALL_ARGS},
             "negative_prompt": self.negative_prompt,
@@ -342,7 +410,16 @@ class DiffusersGenerator(VideoGenerator):
         if cls is None or not hasattr(cls, "from_config"):
             raise BrokenVideosError(f"{where}: scheduler.class {name!r} is not a diffusers scheduler")
         kwargs = dict(sched_cfg.get("kwargs") or {})
-        self.pipe.scheduler = cls.from_config(self.pipe.scheduler.config, **kwargs)
+        new = cls.from_config(self.pipe.scheduler.config, **kwargs)
+        before, after = _prediction_signature(self.pipe.scheduler), _prediction_signature(new)
+        changed = {k: (before[k], after[k]) for k in before if before[k] != after[k] and k not in kwargs}
+        if changed:  # e.g. UniPC from a FlowMatchEuler config: an epsilon solver on a flow model
+            detail = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
+            raise BrokenVideosError(
+                f"{where}: scheduler.class {name} would change how the model's output is read ({detail}); "
+                f"set them explicitly in scheduler.kwargs if that is intended"
+            )
+        self.pipe.scheduler = new
         return kwargs
 
     def _apply_memory(self, memory: dict, where: str) -> dict:
@@ -403,6 +480,7 @@ class DiffusersGenerator(VideoGenerator):
                 f"{where}: pipeline_kwargs may not set {clash} (use the generator's own keys for those)"
             )
         args.update(extra)
+        args.update(_check_geometry(self.pipe, args, where))
         negative = cfg.get("negative_prompt")
         needed = ["prompt", "generator", "output_type", *args] + (["negative_prompt"] if negative is not None else [])
         unsupported = [k for k in needed if k not in params]
@@ -470,6 +548,11 @@ class DiffusersGenerator(VideoGenerator):
             prompt=[p["text"] for p in prompts], generator=generators, output_type="np", **kwargs
         )
         videos = output.frames if hasattr(output, "frames") else output[0]
+        want = (self._call_kwargs["num_frames"], self._call_kwargs["height"], self._call_kwargs["width"])
+        got = tuple(to_uint8_frames(videos[0]).shape[:3])
+        if got != want:  # the manifest records what ran, so a pipeline's own rounding must be known
+            raise BrokenVideosError(f"generator {self.name!r}: {type(self.pipe).__name__} returned "
+                                    f"{got[0]} frames of {got[2]}x{got[1]}, asked for {want[0]} of {want[2]}x{want[1]}")
         return [
             GeneratedVideo(
                 frames=to_uint8_frames(videos[i]),
@@ -511,8 +594,10 @@ def config_from_params(params: dict, name: str = "regenerate") -> dict:
         "model": params.get("model_path") or params["model"],
         "revision": params.get("commit") or params.get("revision"),
         "batch_size": int(params.get("batch_len") or 1),
+        "scheduler": {k: copy.deepcopy(v) for k, v in (params.get("scheduler") or {}).items()
+                      if k in ("class", "kwargs")} or None,  # the recorded config is provenance only
         **{k: copy.deepcopy(params.get(k)) for k in (
-            "variant", "dtype", "device", "scheduler", "memory", "num_inference_steps", "guidance_scale",
+            "variant", "dtype", "device", "cpu_threads", "memory", "num_inference_steps", "guidance_scale",
             "negative_prompt", "height", "width", "num_frames", "fps", "pipeline_kwargs")},
     }
     return entry
