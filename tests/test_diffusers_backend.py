@@ -338,7 +338,8 @@ class _FakePipe:
     ("WanPipeline", (1, 2, 2), 16, (480, 832), {"num_frames": 17}),  # Wan's documented rounding
     ("WanPipeline", (1, 2, 2), 17, (40, 832), "divisible by 16"),
     ("CogVideoXPipeline", 2, 49, (480, 720), {}),
-    ("CogVideoXPipeline", 2, 16, (480, 720), r"num_frames = 4·k \+ 1, got 16 \(use 13 or 17\)"),
+    ("CogVideoXPipeline", 2, 16, (480, 720), r"num_frames = 8·k \+ 1, got 16 \(use 9 or 17\)"),
+    ("CogVideoXPipeline", 2, 13, (480, 720), r"num_frames = 8·k \+ 1, got 13"),  # 4k+1 is not enough
 ])
 def test_frame_count_and_size_are_checked_before_any_work(name, patch, frames, size, outcome):
     from brokenvideos.generators.diffusers_backend import _check_geometry

@@ -9,8 +9,10 @@ from conftest import run_cli
 
 from brokenvideos.io.tables import read_table
 from brokenvideos.prompts.step import make_prompts
-from brokenvideos.prompts.taxonomy import REGION_BUCKETS, RENDERABLE, SCENE_WEIGHTS, SUBCATEGORIES, TAXONOMY
+from brokenvideos.prompts.taxonomy import REGION_BUCKETS, SCENE_WEIGHTS, SUBCATEGORIES, TAXONOMY, renderable
 from brokenvideos.prompts.templates import ACTIONS, SETTINGS, SUBJECTS
+
+RENDERABLE = renderable()
 
 # BrokenVideos Section 3.3
 PAPER_SCENE_SHARES = {"human": 0.53, "fauna_flora": 0.12, "robotic": 0.08, "urban": 0.08, "virtual": 0.07,

@@ -17,7 +17,9 @@ from brokenvideos.generators.synthetic.generator import SyntheticGenerator
 from brokenvideos.io.masks import read_instances, read_video_masks
 from brokenvideos.io.tables import read_table
 from brokenvideos.io.video import read_video
-from brokenvideos.prompts.taxonomy import RENDERABLE
+from brokenvideos.prompts.taxonomy import renderable
+
+RENDERABLE = renderable()
 
 VIDEO = {"width": 64, "height": 48, "num_frames": 6, "fps": 6}
 SCENES = ["human", "vehicle", "robotic", "fauna_flora", "urban", "virtual", "natural_landscape"]

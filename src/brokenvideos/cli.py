@@ -25,6 +25,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("brokenvideos.metrics.evaluate", "score a model's predictions on a split (per video + aggregate)"),
     "tables": ("brokenvideos.report.tables", "BrokenVideos Table 2 and breakdowns as md/csv/tex + figures"),
     "annotation-quality": ("brokenvideos.annotate.quality", "SAM2 masks vs ground truth as a function of clicks"),
+    "detect": ("brokenvideos.detect.video_step", "is this video generated? score a video (or --folder) with a detector"),
+    "detect-split": ("brokenvideos.detect.split_step", "detection manifest: real vs generated, prompt-grouped splits"),
+    "detect-predictor": ("brokenvideos.detect.predictor_step", "train the frame predictor on real videos (Ray Train)"),
+    "detect-features": ("brokenvideos.detect.features_step", "cache frozen-encoder features and prediction errors"),
+    "detect-train": ("brokenvideos.detect.train_step", "train a detector on each generator's training set (Ray Train)"),
+    "detect-evaluate": ("brokenvideos.detect.evaluate_step", "detections.parquet + metrics.json per train/test set"),
+    "detect-sora": ("brokenvideos.detect.sora_step", "train and score the Sora four-label artifact classifier"),
+    "detect-tables": ("brokenvideos.detect.tables_step", "He et al. Tables I and III and the Sora-label table"),
+    "annotate-ui": ("brokenvideos.annotate.ui.server", "the SAM2 annotation tool in a browser, on localhost"),
 }
 
 

@@ -40,6 +40,14 @@ def _set_defaults(instance: dict, schema: dict) -> None:
                     _set_defaults(item, sub["items"])
 
 
+def with_defaults(config: dict, section: str):
+    """A deep copy of ``config[section]`` with the schema's defaults filled in (for callers that
+    hold a config dict that did not come through ``load_config``)."""
+    value = {section: json.loads(json.dumps(config.get(section, {})))}
+    _set_defaults(value, {"properties": {section: load_schema()["properties"][section]}})
+    return value[section]
+
+
 def validate_config(config: dict, source: str = "config") -> dict:
     schema = load_schema()
     validator = jsonschema.Draft202012Validator(schema)

@@ -1,4 +1,4 @@
-"""Where each artifact lives under the results root (ARCHITECTURE.md layout)."""
+"""Where each artifact lives under the results root (docs/ARCHITECTURE.md, "Layout")."""
 
 from __future__ import annotations
 
@@ -54,3 +54,40 @@ class ResultPaths:
 
     def predictions(self, model: str, checkpoint: str) -> Path:
         return self.root / "predictions" / model / checkpoint
+
+    # detection (brokenvideos.detect)
+    @property
+    def detect_dir(self) -> Path:
+        return self.root / "detect"
+
+    @property
+    def detect_splits(self) -> Path:
+        return self.detect_dir / "splits.parquet"
+
+    @property
+    def detect_predictor(self) -> Path:
+        return self.detect_dir / "predictor"
+
+    @property
+    def detect_features(self) -> Path:
+        return self.detect_dir / "features" / "encoder.parquet"
+
+    @property
+    def detect_errors(self) -> Path:
+        return self.detect_dir / "features" / "errors.parquet"
+
+    def detect_models(self, name: str) -> Path:
+        return self.detect_dir / "models" / name
+
+    def detect_eval(self, name: str, trainset: str, testset: str) -> Path:
+        return self.detect_dir / "eval" / name / trainset / testset
+
+    def detect_sora(self, name: str) -> Path:
+        return self.detect_dir / "sora" / name
+
+    def detect_sora_model(self, name: str) -> Path:
+        return self.detect_dir / "sora_models" / name
+
+    def detect_table(self, stem: str) -> Path:
+        """results/detect/tables/<stem> (add .md/.csv/.tex); beside, not inside, the localizer's tables/."""
+        return self.detect_dir / "tables" / stem

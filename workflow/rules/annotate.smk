@@ -13,6 +13,7 @@ rule annotate_shard:
     threads: 1
     resources:
         gpu=gpus_for("annotate"),
+        **rule_resources("annotate_shard"),
     shell:
         "{params.bv} annotate --config $BROKENVIDEOS_CONFIG --videos {input.videos} --out {output.manifest} > {log} 2>&1"
 
@@ -41,6 +42,7 @@ rule annotation_quality:
     threads: 2
     resources:
         gpu=gpus_for("annotate"),
+        **rule_resources("annotation_quality"),
     shell:
         "{params.bv} annotation-quality --config $BROKENVIDEOS_CONFIG --videos {input.videos} "
         "--gt-root {params.gt_root} --clicks {params.clicks} --out {output.table} "

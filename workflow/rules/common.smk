@@ -51,6 +51,32 @@ def gpus_for(kind):
     return config.get("resources", {}).get(f"gpus_per_{kind}_job", 0)
 
 
+# Memory (MB) and wall time (minutes) per rule, what a cluster executor reserves (profiles/).
+# Sized for the embedded default with headroom; config `resources.mem_mb` / `resources.runtime`
+# ({rule name: value}) override any entry, e.g. for diffusers generation or SAM2 on long videos.
+RESOURCES = {
+    "default": {"mem_mb": 2000, "runtime": 30},
+    "prompts": {"mem_mb": 1000, "runtime": 10},
+    "generate_shard": {"mem_mb": 4000, "runtime": 120},
+    "annotate_shard": {"mem_mb": 4000, "runtime": 120},
+    "annotation_quality": {"mem_mb": 8000, "runtime": 240},
+    "ingest": {"mem_mb": 2000, "runtime": 60},
+    "dataset": {"mem_mb": 4000, "runtime": 60},
+    "train_localizer": {"mem_mb": 8000, "runtime": 480},
+    "predict_localizer": {"mem_mb": 4000, "runtime": 60},
+    "predict_baseline": {"mem_mb": 2000, "runtime": 60},
+    "evaluate_predictions": {"mem_mb": 2000, "runtime": 30},
+    "tables": {"mem_mb": 2000, "runtime": 15},
+}
+
+
+def rule_resources(rule):
+    """`resources:` entries every rule declares: mem_mb and runtime (table above, then config)."""
+    base = RESOURCES.get(rule, RESOURCES["default"])
+    res = config.get("resources", {})
+    return {key: res.get(key, {}).get(rule, base[key]) for key in ("mem_mb", "runtime")}
+
+
 def shard_files(pattern):
     return [pattern.format(results=RESULTS, generator=g, shard=k) for g, k in SHARDS]
 
@@ -61,12 +87,13 @@ def ingest_options(entry):
 
 
 def train_threads():
-    ray_cfg = config.get("train", {}).get("ray", {})
-    return ray_cfg.get("num_workers", 2) * ray_cfg.get("cpus_per_worker", 1)
+    ray_cfg = config["train"]["ray"]
+    return ray_cfg["num_workers"] * ray_cfg["cpus_per_worker"]
 
 
-LOCALIZER = config.get("train", {}).get("name", "st_unet")
-EVAL_BASELINES = config.get("evaluate", {}).get("baselines", ["temporal_residual"])
+# Defaults live in the schema (validate(set_default=True) in the Snakefile filled them in).
+LOCALIZER = config["train"]["name"]
+EVAL_BASELINES = config["evaluate"]["baselines"]
 
 
 def table_entries():

@@ -13,6 +13,8 @@ rule ingest:
         results=lambda wc, output: Path(output[0]).parent.parent,
     conda:
         "../../envs/pipeline.yaml"
+    resources:
+        **rule_resources("ingest"),
     shell:
         "{params.bv} ingest --root {params.root} --name {wildcards.name} --out {output} "
         "--results {params.results} {params.extra} > {log} 2>&1"
@@ -42,6 +44,8 @@ rule dataset:
         out_dir=lambda wc, output: Path(output.videos).parent,
     conda:
         "../../envs/pipeline.yaml"
+    resources:
+        **rule_resources("dataset"),
     shell:
         "{params.bv} dataset --config $BROKENVIDEOS_CONFIG --videos {input.videos} --annotations {input.annotations} "
         "--ingested {input.ingested} --out-dir {params.out_dir} > {log} 2>&1"

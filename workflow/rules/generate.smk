@@ -13,6 +13,7 @@ rule generate_shard:
     threads: 1
     resources:
         gpu=gpus_for("generate"),
+        **rule_resources("generate_shard"),
     shell:
         "{params.bv} generate --config $BROKENVIDEOS_CONFIG --generator {wildcards.generator} "
         "--shard {wildcards.shard} --prompts {input.prompts} --out {output.manifest} > {log} 2>&1"

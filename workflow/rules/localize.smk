@@ -1,5 +1,5 @@
 # Localization benchmark: train (Ray) → predict (before/after fine-tuning, baselines) → evaluate → tables.
-EVAL_SPLIT = config.get("evaluate", {}).get("split", "val")
+EVAL_SPLIT = config["evaluate"]["split"]
 
 
 rule train_localizer:
@@ -22,6 +22,7 @@ rule train_localizer:
     threads: train_threads()
     resources:
         gpu=gpus_for("train"),
+        **rule_resources("train_localizer"),
     shell:
         "{params.bv} train --config $BROKENVIDEOS_CONFIG --videos {input.videos} --splits {input.splits} "
         "--out-dir {params.out_dir} > {log} 2>&1"
@@ -45,6 +46,8 @@ rule predict_localizer:
     conda:
         "../../envs/train.yaml"
     threads: 2
+    resources:
+        **rule_resources("predict_localizer"),
     shell:
         "{params.bv} predict --config $BROKENVIDEOS_CONFIG --weights {params.weights} --split {params.split} "
         "--out-dir {params.out_dir} > {log} 2>&1"
@@ -65,6 +68,8 @@ rule predict_baseline:
         out_dir=lambda wc, output: Path(output[0]).parent,
     conda:
         "../../envs/train.yaml"
+    resources:
+        **rule_resources("predict_baseline"),
     shell:
         "{params.bv} predict --config $BROKENVIDEOS_CONFIG --baseline {wildcards.baseline} --split {params.split} "
         "--out-dir {params.out_dir} > {log} 2>&1"
@@ -86,6 +91,8 @@ rule evaluate_predictions:
         out_dir=lambda wc, output: Path(output.summary).parent,
     conda:
         "../../envs/train.yaml"
+    resources:
+        **rule_resources("evaluate_predictions"),
     shell:
         "{params.bv} evaluate --config $BROKENVIDEOS_CONFIG --pred-dir {params.pred_dir} --split {params.split} "
         "--out-dir {params.out_dir} > {log} 2>&1"
@@ -114,6 +121,8 @@ rule tables:
         out_dir=lambda wc, output: Path(output.table2).parent,
     conda:
         "../../envs/train.yaml"
+    resources:
+        **rule_resources("tables"),
     shell:
         "{params.bv} tables --config $BROKENVIDEOS_CONFIG {params.entries} --curves {input.curves} "
         "--overlay-pred {params.overlay_pred} --split {params.split} --out-dir {params.out_dir} > {log} 2>&1"

@@ -8,5 +8,7 @@ rule prompts:
         digest=section_digest("seed", "prompts"),
     conda:
         "../../envs/pipeline.yaml"
+    resources:
+        **rule_resources("prompts"),
     shell:
         "{params.bv} prompts --config $BROKENVIDEOS_CONFIG --out {output} > {log} 2>&1"

@@ -66,7 +66,8 @@ class Sam2Settings:
     offload_state_to_cpu: bool = False
 
     @classmethod
-    def from_config(cls, section: dict | None) -> Sam2Settings:
+    def from_config(cls, section: dict | None, require_prompts: bool = True) -> Sam2Settings:
+        """``require_prompts=False`` for interactive use (annotate-ui), where a person makes them."""
         section = dict(section or {})
         simulate = section.pop("simulate", None) or {}
         known = set(cls.__dataclass_fields__) - {"simulate_clicks", "simulate_gt_root"}
@@ -77,15 +78,15 @@ class Sam2Settings:
             where = _where_to_get(section.get("config", DEFAULT_CONFIG))
             raise BrokenVideosError(f"annotate.sam2.checkpoint is not set: {where}")
         settings = cls(**section, simulate_clicks=simulate.get("clicks"), simulate_gt_root=simulate.get("gt_root"))
-        settings.check()
+        settings.check(require_prompts)
         return settings
 
-    def check(self) -> None:
+    def check(self, require_prompts: bool = True) -> None:
         if self.image_size is not None and (self.image_size < 64 or self.image_size % 32):
             raise BrokenVideosError(f"annotate.sam2.image_size: {self.image_size} must be a multiple of 32, >= 64")
         if self.device not in ("auto", "cpu", "cuda"):
             raise BrokenVideosError(f"annotate.sam2.device: {self.device!r} is not one of auto, cpu, cuda")
-        if (self.prompts_file is None) == (self.simulate_clicks is None):
+        if require_prompts and (self.prompts_file is None) == (self.simulate_clicks is None):
             raise BrokenVideosError("annotate.sam2: set exactly one of prompts_file and simulate.clicks")
         if self.simulate_clicks is not None and self.simulate_clicks < 1:
             raise BrokenVideosError("annotate.sam2.simulate.clicks: must be >= 1")
@@ -184,6 +185,21 @@ def merge_logits(logits, obj_ids: list[int]) -> np.ndarray:
     return ids.cpu().numpy()
 
 
+@contextlib.contextmanager
+def inference_context(predictor):
+    """How every predictor call runs (the annotate step and annotate-ui share it)."""
+    import torch
+
+    with contextlib.ExitStack() as stack:
+        if predictor.device.type == "cuda":  # SAM2's recommended inference precision on GPU
+            stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16))
+        # Hole filling needs SAM2's optional CUDA extension; without it SAM2 warns on every frame
+        # and skips a cosmetic step (safe to ignore, says SAM2's INSTALL.md).
+        stack.enter_context(warnings.catch_warnings())
+        warnings.filterwarnings("ignore", message=r"cannot import name '_C'", category=UserWarning)
+        yield
+
+
 class Sam2Session:
     """One video loaded into the predictor; ``run`` may be called repeatedly (state is reset)."""
 
@@ -243,18 +259,8 @@ class Sam2Annotator(Annotator):
         self.prompts = load_prompts(self.settings.prompts_file) if self.settings.prompts_file else None
         self.predictor = build_predictor(self.settings)
 
-    @contextlib.contextmanager
     def _inference(self):
-        import torch
-
-        with contextlib.ExitStack() as stack:
-            if self.predictor.device.type == "cuda":  # SAM2's recommended inference precision on GPU
-                stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16))
-            # Hole filling needs SAM2's optional CUDA extension; without it SAM2 warns on every frame
-            # and skips a cosmetic step (safe to ignore, says SAM2's INSTALL.md).
-            stack.enter_context(warnings.catch_warnings())
-            warnings.filterwarnings("ignore", message=r"cannot import name '_C'", category=UserWarning)
-            yield
+        return inference_context(self.predictor)
 
     @contextlib.contextmanager
     def session(self, video: dict):

@@ -97,3 +97,16 @@ def make_splits(videos: pd.DataFrame, split_cfg: dict, seed: int) -> pd.DataFram
     if by == "counts":
         return split_by_counts(videos, {k: split_cfg[k] for k in SPLITS if k in split_cfg}, seed)
     return split_by_counts(videos, paper_counts(videos), seed)
+
+
+LOCALIZATION_LABELS = ("broken", "normal")
+
+
+def split_videos(videos_path, splits_path, split: str, labels=LOCALIZATION_LABELS) -> pd.DataFrame:
+    """The rows of videos.parquet in ``split`` with one of ``labels``, sorted by video_id."""
+    from brokenvideos.io.tables import read_table
+
+    videos = read_table(videos_path, kind="videos")
+    splits = read_table(splits_path, kind="splits")
+    df = videos.merge(splits, on="video_id")
+    return df[(df.split == split) & df.label.isin(labels)].sort_values("video_id").reset_index(drop=True)

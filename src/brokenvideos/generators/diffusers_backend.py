@@ -231,7 +231,12 @@ def _geometry_factors(pipe) -> tuple[int, int]:
     denoiser = getattr(pipe, "transformer", None)
     patch = getattr(getattr(denoiser, "config", None), "patch_size", None) or 1
     patch = patch[-1] if isinstance(patch, (list, tuple)) else patch
-    return int(temporal or 1), int(spatial) * int(patch)
+    temporal = int(temporal or 1)
+    if type(pipe).__name__ == "CogVideoXPipeline" and getattr(getattr(denoiser, "config", None), "patch_size_t", None) is None:
+        # CogVideoX 1.0's VAE decodes 4k+1 frames only from an odd latent count: num_frames = 8k+1
+        # (13 frames came back as 16)
+        temporal *= 2
+    return temporal, int(spatial) * int(patch)
 
 
 def _check_geometry(pipe, args: dict, where: str) -> dict:
@@ -412,7 +417,8 @@ class DiffusersGenerator(VideoGenerator):
         kwargs = dict(sched_cfg.get("kwargs") or {})
         new = cls.from_config(self.pipe.scheduler.config, **kwargs)
         before, after = _prediction_signature(self.pipe.scheduler), _prediction_signature(new)
-        changed = {k: (before[k], after[k]) for k in before if before[k] != after[k] and k not in kwargs}
+        changed = {k: (before[k], after[k]) for k in before
+                   if before[k] != after[k] and k not in kwargs and None not in (before[k], after[k])}
         if changed:  # e.g. UniPC from a FlowMatchEuler config: an epsilon solver on a flow model
             detail = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
             raise BrokenVideosError(

@@ -1,1 +1,1 @@
-"""Readers and writers for the data contracts in ARCHITECTURE.md."""
+"""Readers and writers for the data contracts in docs/ARCHITECTURE.md."""

@@ -1,6 +1,6 @@
 """DAVIS-style index masks: one palette PNG per frame, 0 = background, k = instance k.
 
-Layout (ARCHITECTURE.md): ``<root>/<video_id>/<frame:05d>.png`` plus ``instances.json``
+Layout (docs/ARCHITECTURE.md): ``<root>/<video_id>/<frame:05d>.png`` plus ``instances.json``
 mapping instance id -> taxonomy subcategory.
 """
 

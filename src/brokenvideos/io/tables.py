@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from brokenvideos.errors import InputError
 from brokenvideos.io.atomic import atomic_path
 
-# Required columns per contract (ARCHITECTURE.md); extra columns are allowed after them.
+# Required columns per contract (docs/ARCHITECTURE.md); extra columns are allowed after them.
 CONTRACTS: dict[str, list[str]] = {
     "prompts": ["prompt_id", "text", "category", "subcategory", "scene", "subject", "action", "seed"],
     "videos": ["video_id", "generator", "prompt_id", "path", "label", "fps", "num_frames", "width",

@@ -25,7 +25,7 @@ from brokenvideos.io.tables import write_table
 from brokenvideos.metrics.jf import PROTOCOLS, evaluate_video
 from brokenvideos.paths import ResultPaths
 from brokenvideos.prompts.taxonomy import category_of
-from brokenvideos.train.data import split_videos
+from brokenvideos.dataset.splits import split_videos
 
 log = logging.getLogger(__name__)
 NORMAL_TARGETS = ("empty", "full")
@@ -80,9 +80,8 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     cfg = load_config(args.config)
-    ecfg = cfg.get("evaluate", {})
-    protocol = args.protocol or ecfg.get("protocol", "mevis")
-    normal_target = args.normal_target or ecfg.get("normal_target", "empty")
+    protocol = args.protocol or cfg["evaluate"]["protocol"]
+    normal_target = args.normal_target or cfg["evaluate"]["normal_target"]
     per_video = evaluate_split(cfg, args.pred_dir, args.split, protocol, normal_target)
     out = Path(args.out_dir)
     write_table(per_video, out / "per_video.parquet")

@@ -23,7 +23,7 @@ from brokenvideos.io.video import read_video
 from brokenvideos.models.baselines import BASELINES
 from brokenvideos.models.postprocess import binarize, load_postprocess
 from brokenvideos.paths import ResultPaths
-from brokenvideos.train.data import split_videos
+from brokenvideos.dataset.splits import split_videos
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ def predict_probabilities(model, frames: np.ndarray, clip_len: int) -> np.ndarra
     return torch.sigmoid(logits / hits).numpy()
 
 
-def predict_split(cfg: dict, out_dir, split: str, weights=None, baseline=None, clip_len: int = 8) -> pd.DataFrame:
+def predict_split(cfg: dict, out_dir, split: str, weights=None, baseline=None) -> pd.DataFrame:
+    """Masks for ``split``; a localizer's clip length and operating point come from its directory."""
     if (weights is None) == (baseline is None):
         raise BrokenVideosError("predict: give exactly one of --weights and --baseline")
     paths = ResultPaths(cfg["results"])
@@ -63,12 +64,13 @@ def predict_split(cfg: dict, out_dir, split: str, weights=None, baseline=None, c
     if weights is not None:
         import torch
 
-        from brokenvideos.models.st_unet import SpatioTemporalUNet
+        from brokenvideos.models import load_inference_settings, load_pretrained
 
         torch.set_num_threads(max(1, int(cfg.get("train", {}).get("ray", {}).get("cpus_per_worker", 1)) * 2))
-        model = SpatioTemporalUNet.from_pretrained(weights).eval()
+        model = load_pretrained(weights).eval()
+        clip_len = load_inference_settings(weights)["clip_len"]
         post = load_postprocess(weights)
-        log.info("operating point %s", post)
+        log.info("%s: %d-frame windows, operating point %s", weights, clip_len, post)
     elif baseline not in BASELINES:
         raise BrokenVideosError(f"predict: unknown baseline {baseline!r}; known: {sorted(BASELINES)}")
     out_dir = Path(out_dir)
@@ -97,10 +99,9 @@ def add_arguments(p) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--weights", help="a save_pretrained directory (e.g. results/train/st_unet/final)")
     g.add_argument("--baseline", choices=sorted(BASELINES))
-    p.add_argument("--clip-len", type=int, default=8)
 
 
 def run(args) -> int:
     cfg = load_config(args.config)
-    predict_split(cfg, args.out_dir, args.split, args.weights, args.baseline, args.clip_len)
+    predict_split(cfg, args.out_dir, args.split, args.weights, args.baseline)
     return 0

@@ -20,8 +20,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from brokenvideos.models import CONFIG_NAME
+
 WEIGHTS_NAME = "model.pt"
-CONFIG_NAME = "config.json"
 
 
 class TemporalBlock(nn.Module):

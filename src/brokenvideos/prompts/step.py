@@ -11,8 +11,8 @@ import pandas as pd
 from brokenvideos.config import derive_seed, load_config
 from brokenvideos.io.tables import write_table
 from brokenvideos.paths import ResultPaths
-from brokenvideos.prompts.taxonomy import (NORMAL, REGION_BUCKETS, RENDERABLE, SCENE_WEIGHTS,
-                                           category_of)
+from brokenvideos.prompts.taxonomy import (NORMAL, REGION_BUCKETS, SCENE_WEIGHTS,
+                                           category_of, renderable)
 from brokenvideos.prompts.templates import render_prompt, sample_spec
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def make_prompts(prompts_cfg: dict, run_seed: int) -> pd.DataFrame:
     n = prompts_cfg["num_prompts"]
     n_normal = int(round(n * prompts_cfg["normal_fraction"]))
     scene_weights = prompts_cfg.get("scene_weights", SCENE_WEIGHTS)
-    subcategories = prompts_cfg.get("subcategories", RENDERABLE)
+    subcategories = prompts_cfg.get("subcategories") or renderable()
     buckets = prompts_cfg.get("region_buckets", REGION_BUCKETS)
     order = np.random.default_rng(derive_seed(run_seed, "prompts", "labels")).permutation(n)
     is_normal = np.zeros(n, dtype=bool)

@@ -48,17 +48,12 @@ REGION_BUCKETS = [
     {"min": 7, "max": 10, "weight": 0.03},
 ]
 
-# Subcategories the synthetic generator can render as a localized pixel change.
-RENDERABLE = [
-    "visual_breakdown",
-    "motion_anomaly",
-    "symbol_confusion",
-    "logical_disjunction",
-    "uncanny_valley",
-    "perceptual_overload",
-    "style_inconsistency",
-    "attribute_shift",
-]
+# Subcategories the synthetic generator can render as a localized pixel change: its injector
+# registry is the one list of them.
+def renderable() -> list[str]:
+    from brokenvideos.generators.synthetic.artifacts import INJECTORS
+
+    return [s for s in SUBCATEGORIES if s in INJECTORS]
 
 
 def category_of(subcategory: str) -> str:

@@ -16,7 +16,7 @@ from brokenvideos.io.atomic import atomic_path, write_text
 from brokenvideos.io.tables import read_table
 from brokenvideos.paths import ResultPaths
 from brokenvideos.report.figures import overlays, training_curves
-from brokenvideos.train.data import split_videos
+from brokenvideos.dataset.splits import split_videos
 
 GROUP_TITLES = {"broken": "Broken Videos", "normal": "Normal Videos", "all": "All Videos"}
 

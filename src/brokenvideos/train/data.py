@@ -7,22 +7,12 @@ videos so the model learns to say "nothing here").
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import torch
 
 from brokenvideos.io.masks import read_video_masks
-from brokenvideos.io.tables import read_table
 from brokenvideos.io.video import read_video
 
-LOCALIZATION_LABELS = ("broken", "normal")
 CENTRED_CROP_SHARE = 0.33
-
-
-def split_videos(videos_path, splits_path, split: str, labels=LOCALIZATION_LABELS) -> pd.DataFrame:
-    videos = read_table(videos_path, kind="videos")
-    splits = read_table(splits_path, kind="splits")
-    df = videos.merge(splits, on="video_id")
-    return df[(df.split == split) & df.label.isin(labels)].sort_values("video_id").reset_index(drop=True)
 
 
 def load_video_and_target(row: dict) -> tuple[np.ndarray, np.ndarray]:

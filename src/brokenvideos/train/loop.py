@@ -139,7 +139,8 @@ def train_loop_per_worker(cfg: dict) -> None:
                    "lr": optimizer.param_groups[0]["lr"], "clips_per_s_worker": seen / max(elapsed, 1e-9),
                    "clips_per_s": world * seen / max(elapsed, 1e-9)}
         history = history + [metrics]
-        if rank == 0:
+        last = step >= total_steps or epoch == num_epochs - 1
+        if rank == 0 and (last or (epoch + 1) % cfg.get("checkpoint_every_epochs", 1) == 0):
             d = _save_state(model, optimizer, step, epoch, history)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
         else:

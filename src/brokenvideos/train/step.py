@@ -18,38 +18,33 @@ from pathlib import Path
 
 import pandas as pd
 
-from brokenvideos.config import config_digest, load_config
+from brokenvideos.config import config_digest, load_config, with_defaults
 from brokenvideos.errors import BrokenVideosError
 from brokenvideos.io.atomic import atomic_path, write_json
+from brokenvideos.models import save_inference_settings
 from brokenvideos.models.postprocess import POSTPROCESS_NAME, calibrate
 from brokenvideos.paths import ResultPaths
-from brokenvideos.train.data import split_videos
+from brokenvideos.dataset.splits import split_videos
 from brokenvideos.train.loop import build_initial_model, load_state, train_loop_per_worker
 from brokenvideos.train.recipes import resolve_recipe
 
 log = logging.getLogger(__name__)
 COMPLETED = "COMPLETED"  # marks a Ray run whose weights were exported; only unmarked runs resume
 
-DEFAULT_TRAIN = {
-    "model": {"arch": "st_unet", "base_channels": 16, "depth": 3, "patch_size": 2, "global_context": True},
-    "recipe": "cpu_default",
-    "clip_len": 8,
-    "crop": [64, 64],
-    "ray": {"num_workers": 2, "use_gpu": False, "address": None, "cpus_per_worker": 1},
-    "checkpoint": {"num_to_keep": 2},
-    "max_failures": 1,
-    "init_weights": None,
-}
-
-
 def train_settings(cfg: dict) -> dict:
-    merged = json.loads(json.dumps(DEFAULT_TRAIN))
-    for key, value in cfg.get("train", {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key].update(value)
-        else:
-            merged[key] = value
-    return merged
+    """The `train` section with the schema's defaults filled in (the schema is their one owner)."""
+    return with_defaults(cfg, "train")
+
+
+def _quiet_state_api_poller() -> None:
+    """Runs in every worker of the private cluster (``worker_process_setup_hook``).
+
+    Ray Train's PlacementGroupCleaner asks the State API every second whether the controller is
+    alive; the State API is served by the dashboard's API server, which minimal Ray (``ray[train]``
+    without ``ray[default]``) never starts, so each poll fails with a warning line. The cleaner only
+    matters when a controller dies while its cluster lives on; a private cluster dies with the job.
+    """
+    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
 
 
 def _ensure_ray(ray_cfg: dict):
@@ -57,17 +52,32 @@ def _ensure_ray(ray_cfg: dict):
 
     if ray.is_initialized():
         return
+    # Rule logs are files: no ANSI colour around the "(Actor pid=…)" prefix of worker lines.
+    os.environ.setdefault("RAY_COLOR_PREFIX", "0")
     address = ray_cfg.get("address")
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
+        from ray._private import ray_constants
+
         workers = ray_cfg["num_workers"]
         # Ray starts workers at niceness 15; the rule already reserves these cores (`threads`),
         # so at 15 the workers would only lose them to unrelated processes.
         os.environ.setdefault("RAY_worker_niceness", "0")
-        # A private local cluster sized to the job, no dashboard: start-up stays a few seconds.
-        ray.init(num_cpus=workers * ray_cfg.get("cpus_per_worker", 1), include_dashboard=False,
-                 log_to_driver=True, configure_logging=False)
+        # Loopback only: GCS, raylet (node + object manager) and workers bind 127.0.0.1 exactly when
+        # the node IP is 127.0.0.1, but on Linux Ray swaps an explicit 127.0.0.1 for the host's
+        # address unless multi-node clusters are off (what RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 does,
+        # read once at import): switch them off while this node starts. `address` above is unaffected.
+        saved, ray_constants.ENABLE_RAY_CLUSTER = ray_constants.ENABLE_RAY_CLUSTER, False
+        try:
+            # A private local cluster sized to the job, no dashboard: start-up stays a few seconds.
+            ray.init(num_cpus=workers * ray_cfg.get("cpus_per_worker", 1), include_dashboard=False,
+                     log_to_driver=True, configure_logging=False,
+                     runtime_env={"worker_process_setup_hook": _quiet_state_api_poller,
+                                  # gloo's sockets on the loopback interface too
+                                  "env_vars": {"GLOO_SOCKET_IFNAME": "lo"}})
+        finally:
+            ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
 def train(cfg: dict, out_dir, videos_path=None, splits_path=None) -> pd.DataFrame:
@@ -87,6 +97,7 @@ def train(cfg: dict, out_dir, videos_path=None, splits_path=None) -> pd.DataFram
     out_dir = Path(out_dir).resolve()
     initial_dir = out_dir / "initial"
     build_initial_model(settings["model"], cfg["seed"], settings.get("init_weights")).save_pretrained(initial_dir)
+    save_inference_settings(initial_dir, settings["clip_len"], settings.get("crop"))
 
     data_digest = hashlib.sha256("".join(r["sha256"] + r["mask_dir"] for r in rows).encode()).hexdigest()[:8]
     run_name = f"run-{config_digest({'train': settings, 'seed': cfg['seed']})}-{data_digest}"
@@ -95,7 +106,8 @@ def train(cfg: dict, out_dir, videos_path=None, splits_path=None) -> pd.DataFram
         # A finished run is not resumed: re-running the rule (e.g. --forcerun) trains again.
         shutil.rmtree(storage / run_name)
     loop_cfg = {"seed": cfg["seed"], "model": settings["model"], "recipe": recipe, "clip_len": settings["clip_len"],
-                "crop": settings.get("crop"), "train_rows": rows, "initial_dir": str(initial_dir),
+                "crop": settings.get("crop"), "train_rows": rows,
+                "checkpoint_every_epochs": settings["checkpoint"]["every_epochs"], "initial_dir": str(initial_dir),
                 "threads_per_worker": ray_cfg.get("cpus_per_worker", 1), "storage_path": str(storage / run_name),
                 "inject_failure_at_epoch": settings.get("inject_failure_at_epoch")}
     _ensure_ray(ray_cfg)
@@ -126,6 +138,7 @@ def train(cfg: dict, out_dir, videos_path=None, splits_path=None) -> pd.DataFram
     model = build_initial_model(settings["model"], cfg["seed"], None)
     model.load_state_dict(state["model"])
     model.save_pretrained(out_dir / "final")
+    save_inference_settings(out_dir / "final", settings["clip_len"], settings.get("crop"))
     post = calibrate_operating_point(model.eval(), rows, settings["clip_len"], cfg["seed"])
     write_json(out_dir / "final" / POSTPROCESS_NAME, post)
     log.info("operating point chosen on the train split: %s", post)

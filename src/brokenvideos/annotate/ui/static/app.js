@@ -1,0 +1,432 @@
+// brokenvideos annotate-ui: the page. Plain JS, no build step; it only talks to the JSON API
+// (same-origin, the token travels in the HttpOnly cookie the server set when the page opened).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const S = {
+  videos: [], video: null, sid: null, frame: 0, frames: {},   // frames[t][objectId] = Uint8Array mask (H*W)
+  objects: [], active: null, pending: new Map(),             // pending: objects made on the page, not yet prompted
+  actions: [], taxonomy: [], images: {}, busy: false, propagating: false,
+  dragStart: null, dragNow: null, lastClickMs: null, lastServerMs: null, lastPromptServerMs: null,
+};
+
+// --- API ---------------------------------------------------------------------------------------
+
+async function api(method, path, body) {
+  const res = await fetch(path, {
+    method, headers: body === undefined ? {} : {"Content-Type": "application/json"},
+    body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin",
+  });
+  const text = await res.text();
+  const timing = /app;dur=([0-9.]+)/.exec(res.headers.get("Server-Timing") || "");
+  S.lastServerMs = timing ? Number(timing[1]) : null;
+  let doc = null;
+  try { doc = text ? JSON.parse(text) : null; } catch (e) { doc = {detail: text}; }
+  if (!res.ok) throw new Error((doc && doc.detail) || `${res.status} ${res.statusText}`);
+  return doc;
+}
+
+function status(message, isError = false) {
+  const el = $("status");
+  el.textContent = message;
+  el.classList.toggle("error", isError);
+}
+
+async function guarded(what, fn) {
+  try { return await fn(); }
+  catch (e) { status(`${what} failed: ${e.message}`, true); throw e; }
+}
+
+// --- COCO RLE (pycocotools' compressed string; column-major runs starting with zeros) -----------
+
+function rleCounts(s) {
+  const counts = [];
+  let p = 0;
+  while (p < s.length) {
+    let x = 0, k = 0, more = 1;
+    while (more) {
+      const c = s.charCodeAt(p) - 48;
+      x |= (c & 0x1f) << (5 * k);
+      more = c & 0x20; p++; k++;
+      if (!more && (c & 0x10)) x |= -1 << (5 * k);
+    }
+    if (counts.length > 2) x += counts[counts.length - 2];
+    counts.push(x);
+  }
+  return counts;
+}
+
+function decodeRle(rle) {
+  const [h, w] = rle.size, mask = new Uint8Array(h * w), counts = rleCounts(rle.counts);
+  let i = 0, v = 0;
+  for (const n of counts) {
+    if (v) for (let j = i; j < i + n; j++) mask[(j % h) * w + Math.floor(j / h)] = 1;
+    i += n; v = 1 - v;
+  }
+  return mask;
+}
+
+function setFrameMasks(t, rles) {
+  const decoded = {};
+  for (const [obj, rle] of Object.entries(rles)) decoded[obj] = decodeRle(rle);
+  S.frames[t] = decoded;
+}
+
+function setAllFrames(frames) {
+  S.frames = {};
+  for (const [t, rles] of Object.entries(frames)) setFrameMasks(Number(t), rles);
+}
+
+// --- drawing -----------------------------------------------------------------------------------
+
+const canvas = $("canvas"), ctx = canvas.getContext("2d");
+const overlay = document.createElement("canvas"), octx = overlay.getContext("2d");
+
+function hexRgb(hex) { return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)); }
+
+function colourOf(objectId) {
+  const o = S.objects.find((x) => x.object_id === objectId) || S.pending.get(objectId);
+  return o ? o.colour : "#ffffff";
+}
+
+function frameImage(t) {
+  if (!S.images[t]) {
+    const img = new Image();
+    img.onload = () => { if (t === S.frame) draw(); };
+    img.src = `/api/videos/${encodeURIComponent(S.video.video_id)}/frames/${t}`;
+    S.images[t] = img;
+  }
+  return S.images[t];
+}
+
+function draw() {
+  if (!S.video) return;
+  const {width: w, height: h} = S.video;
+  const img = frameImage(S.frame);
+  ctx.imageSmoothingEnabled = false;
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  if (img.complete && img.naturalWidth) ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+  // masks: one RGBA image at video resolution, scaled up without smoothing
+  const alpha = Math.round(255 * Number($("opacity").value));
+  const data = octx.createImageData(w, h);
+  for (const [obj, mask] of Object.entries(S.frames[S.frame] || {})) {
+    const [r, g, b] = hexRgb(colourOf(Number(obj)));
+    for (let i = 0; i < mask.length; i++) {
+      if (mask[i]) { const j = 4 * i; data.data[j] = r; data.data[j + 1] = g; data.data[j + 2] = b; data.data[j + 3] = alpha; }
+    }
+  }
+  octx.putImageData(data, 0, 0);
+  ctx.drawImage(overlay, 0, 0, canvas.width, canvas.height);
+  // this frame's prompts
+  const sx = canvas.width / w, sy = canvas.height / h;
+  for (const a of S.actions) {
+    if (a.op !== "prompt" || a.frame !== S.frame) continue;
+    ctx.strokeStyle = colourOf(a.object_id); ctx.lineWidth = 2;
+    if (a.box) ctx.strokeRect(a.box[0] * sx, a.box[1] * sy, (a.box[2] - a.box[0]) * sx, (a.box[3] - a.box[1]) * sy);
+    (a.points || []).forEach(([x, y], k) => {
+      ctx.beginPath(); ctx.arc(x * sx, y * sy, 6, 0, 2 * Math.PI);
+      ctx.fillStyle = a.labels[k] ? "#16a34a" : "#dc2626"; ctx.fill();
+      ctx.strokeStyle = "#fff"; ctx.stroke();
+      ctx.fillStyle = "#fff"; ctx.font = "bold 11px sans-serif"; ctx.textAlign = "center"; ctx.textBaseline = "middle";
+      ctx.fillText(a.labels[k] ? "+" : "−", x * sx, y * sy);
+    });
+  }
+  if (S.dragStart && S.dragNow) {
+    ctx.setLineDash([4, 3]); ctx.strokeStyle = colourOf(S.active); ctx.lineWidth = 2;
+    ctx.strokeRect(S.dragStart[0] * sx, S.dragStart[1] * sy, (S.dragNow[0] - S.dragStart[0]) * sx, (S.dragNow[1] - S.dragStart[1]) * sy);
+    ctx.setLineDash([]);
+  }
+  $("frame-label").textContent = `frame ${S.frame} / ${S.video.num_frames - 1}`;
+  $("scrubber").value = S.frame;
+}
+
+function goTo(t) {
+  if (!S.video) return;
+  S.frame = Math.max(0, Math.min(S.video.num_frames - 1, t));
+  frameImage(Math.min(S.frame + 1, S.video.num_frames - 1));  // prefetch the next frame
+  draw();
+}
+
+// --- videos and sessions -----------------------------------------------------------------------
+
+async function loadVideos() {
+  [S.videos, S.taxonomy] = await Promise.all([api("GET", "/api/videos"), api("GET", "/api/taxonomy")]);
+  const ul = $("videos");
+  ul.innerHTML = "";
+  for (const v of S.videos) {
+    const li = document.createElement("li"), b = document.createElement("button");
+    b.dataset.videoId = v.video_id;
+    b.innerHTML = `${v.video_id}<small>${v.num_frames} frames · ${v.width}×${v.height}</small>`;
+    b.onclick = () => openVideo(v.video_id);
+    li.appendChild(b); ul.appendChild(li);
+  }
+  status(`${S.videos.length} videos. Pick one.`);
+}
+
+function applyState(doc) {
+  if (doc.frames) setAllFrames(doc.frames);
+  if (doc.objects) S.objects = doc.objects;
+  for (const o of S.objects) S.pending.delete(o.object_id);
+  if (S.active === null && S.objects.length) S.active = S.objects[0].object_id;
+  renderObjects(); draw();
+}
+
+async function openVideo(videoId) {
+  await guarded("opening the video", async () => {
+    status(`opening ${videoId} …`);
+    const doc = await api("POST", "/api/sessions", {video_id: videoId});
+    Object.assign(S, {sid: doc.session_id, video: doc.video, frame: 0, images: {}, actions: doc.actions,
+                      objects: [], active: null, pending: new Map()});
+    document.querySelectorAll("#videos button").forEach((b) => b.classList.toggle("active", b.dataset.videoId === videoId));
+    const scale = Math.max(1, Math.floor(720 / doc.video.width));
+    canvas.width = doc.video.width * scale; canvas.height = doc.video.height * scale;
+    overlay.width = doc.video.width; overlay.height = doc.video.height;
+    $("scrubber").max = doc.video.num_frames - 1;
+    applyState(doc);
+    if (!S.objects.length) newObject();
+    status(doc.restored ? `${videoId}: restored ${doc.actions.length} saved actions` : `${videoId}: click on the artifact`);
+    canvas.focus();
+  });
+}
+
+async function refreshActions() {
+  const doc = await api("GET", `/api/sessions/${S.sid}`);
+  S.actions = doc.actions;
+  S.objects = doc.objects;
+  renderObjects();
+}
+
+// --- objects -----------------------------------------------------------------------------------
+
+const PALETTE_HEX = ["#000000", "#800000", "#008000", "#808000", "#000080", "#800080", "#008080", "#808080",
+  "#400000", "#c00000", "#408000", "#c08000", "#400080", "#c00080", "#408080", "#c08080"];
+
+function nextObjectId() {
+  const ids = [...S.objects.map((o) => o.object_id), ...S.pending.keys()];
+  return ids.length ? Math.max(...ids) + 1 : 1;
+}
+
+function newObject() {
+  const id = nextObjectId();
+  if (id > 255) { status("at most 255 objects per video (DAVIS palette)", true); return; }
+  S.pending.set(id, {object_id: id, subcategory: null, colour: PALETTE_HEX[id % 16] || "#ffffff", num_prompts: 0});
+  S.active = id;
+  renderObjects();
+}
+
+function renderObjects() {
+  const ul = $("objects");
+  ul.innerHTML = "";
+  const all = [...S.objects, ...[...S.pending.values()].filter((p) => !S.objects.some((o) => o.object_id === p.object_id))];
+  all.sort((a, b) => a.object_id - b.object_id);
+  for (const o of all) {
+    const li = document.createElement("li");
+    li.dataset.objectId = o.object_id; li.dataset.testid = `object-${o.object_id}`;
+    li.classList.toggle("active", o.object_id === S.active);
+    const sw = document.createElement("span");
+    sw.className = "swatch"; sw.style.background = o.colour; sw.textContent = o.object_id;
+    sw.title = "make active"; sw.onclick = () => { S.active = o.object_id; renderObjects(); };
+    const sel = document.createElement("select");
+    sel.dataset.testid = `subcategory-${o.object_id}`;
+    sel.innerHTML = `<option value="">— subcategory —</option>` +
+      S.taxonomy.map((t) => `<option value="${t.subcategory}" title="${t.category}: ${t.description}">${t.subcategory}</option>`).join("");
+    sel.value = o.subcategory || "";
+    sel.onchange = () => label(o.object_id, sel.value);
+    const del = document.createElement("button");
+    del.textContent = "✕"; del.title = "delete object"; del.dataset.testid = `delete-${o.object_id}`;
+    del.onclick = () => deleteObject(o.object_id);
+    li.append(sw, sel, del);
+    if (S.pending.has(o.object_id) && !S.objects.some((x) => x.object_id === o.object_id)) {
+      const p = document.createElement("span"); p.className = "pending"; p.textContent = "no prompt yet"; li.append(p);
+    }
+    li.onclick = (e) => { if (e.target === li) { S.active = o.object_id; renderObjects(); } };
+    ul.appendChild(li);
+  }
+}
+
+async function label(objectId, subcategory) {
+  if (!subcategory) return;
+  const pending = S.pending.get(objectId);
+  if (pending) pending.subcategory = subcategory;
+  if (!S.objects.some((o) => o.object_id === objectId)) return;  // sent with its first prompt
+  await guarded("labelling", async () => {
+    await api("PUT", `/api/sessions/${S.sid}/objects/${objectId}`, {subcategory});
+    S.objects.find((o) => o.object_id === objectId).subcategory = subcategory;
+    status(`object ${objectId}: ${subcategory}`);
+  });
+}
+
+async function deleteObject(objectId) {
+  if (!S.objects.some((o) => o.object_id === objectId)) { S.pending.delete(objectId); renderObjects(); return; }
+  await guarded("deleting", async () => {
+    const doc = await api("DELETE", `/api/sessions/${S.sid}/objects/${objectId}`);
+    if (S.active === objectId) S.active = null;
+    applyState(doc); await refreshActions(); draw();
+    status(`object ${objectId} deleted`);
+  });
+}
+
+// --- prompts -----------------------------------------------------------------------------------
+
+function videoXY(ev) {
+  const r = canvas.getBoundingClientRect();
+  const x = (ev.clientX - r.left) / r.width * S.video.width, y = (ev.clientY - r.top) / r.height * S.video.height;
+  return [Math.max(0, Math.min(S.video.width, Math.round(x * 10) / 10)), Math.max(0, Math.min(S.video.height, Math.round(y * 10) / 10))];
+}
+
+function tool() { return document.querySelector("input[name=tool]:checked").value; }
+
+// One prompt; resolves with the milliseconds from request to mask drawn (also kept for benchmarks).
+async function prompt(body) {
+  if (S.active === null) newObject();
+  const t0 = performance.now();
+  const objectId = S.active;
+  const doc = await api("POST", `/api/sessions/${S.sid}/prompts`, {frame: S.frame, object_id: objectId, ...body});
+  S.lastPromptServerMs = S.lastServerMs;
+  setFrameMasks(doc.frame, doc.masks);
+  S.actions.push({op: "prompt", object_id: objectId, frame: doc.frame, ...body});
+  const pending = S.pending.get(objectId);
+  if (!S.objects.some((o) => o.object_id === objectId)) {
+    S.objects.push({...(pending || {object_id: objectId, colour: "#fff"}), num_prompts: 1});
+    draw();
+    S.lastClickMs = performance.now() - t0;
+    if (pending && pending.subcategory) {
+      await api("PUT", `/api/sessions/${S.sid}/objects/${objectId}`, {subcategory: pending.subcategory});
+    }
+    S.pending.delete(objectId);
+    renderObjects();
+  } else {
+    draw();
+    S.lastClickMs = performance.now() - t0;
+  }
+  const area = doc.masks[String(objectId)] ? "mask" : "no mask";
+  const server = S.lastPromptServerMs === null ? "" : `, server ${S.lastPromptServerMs.toFixed(0)} ms`;
+  status(`frame ${doc.frame}, object ${objectId}: ${area} (${S.lastClickMs.toFixed(0)} ms${server})`);
+  return S.lastClickMs;
+}
+
+canvas.addEventListener("mousedown", (ev) => {
+  if (!S.sid || S.propagating) return;
+  if (tool() === "box") { S.dragStart = videoXY(ev); S.dragNow = S.dragStart; }
+});
+canvas.addEventListener("mousemove", (ev) => { if (S.dragStart) { S.dragNow = videoXY(ev); draw(); } });
+canvas.addEventListener("mouseup", async (ev) => {
+  if (!S.sid || S.propagating) return;
+  const kind = tool();
+  if (kind === "box") {
+    if (!S.dragStart) return;
+    const [a, b] = [S.dragStart, videoXY(ev)];
+    S.dragStart = S.dragNow = null;
+    const box = [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[0], b[0]), Math.max(a[1], b[1])];
+    if (box[2] - box[0] < 2 || box[3] - box[1] < 2) { draw(); return; }
+    await guarded("the box", () => prompt({box}));
+  } else {
+    const p = videoXY(ev);
+    await guarded("the click", () => prompt({points: [p], labels: [kind === "positive" ? 1 : 0]}));
+  }
+});
+
+// --- propagate, undo, export -------------------------------------------------------------------
+
+function setBusy(on) {
+  S.propagating = on;
+  $("propagate").disabled = on; $("undo").disabled = on; $("export").disabled = on; $("cancel").disabled = !on;
+}
+
+async function propagate() {
+  if (!S.sid) return;
+  setBusy(true);
+  const body = {direction: $("direction").value, stream: true};
+  if ($("from-here").checked) body.start_frame = S.frame;
+  status("propagating …");
+  try {
+    const res = await fetch(`/api/sessions/${S.sid}/propagate`, {method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+    if (!res.ok) { const d = await res.json().catch(() => ({})); throw new Error(d.detail || res.statusText); }
+    const reader = res.body.getReader(), dec = new TextDecoder();
+    let buf = "", last = null;
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, {stream: true});
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const ev = JSON.parse(buf.slice(0, nl)); buf = buf.slice(nl + 1);
+        last = ev;
+        if (ev.type === "frame") {
+          setFrameMasks(ev.frame, ev.masks);
+          $("progress").max = ev.total; $("progress").value = ev.done;
+          status(`propagating: ${ev.done} / ${ev.total} frames`);
+          if (ev.frame === S.frame) draw();
+        } else if (ev.type === "error") {
+          throw new Error(ev.detail);
+        }
+      }
+    }
+    if (!last || last.type !== "done") throw new Error("the server closed the stream early");
+    status(last.cancelled ? `propagation cancelled after ${last.done} frames` : `propagated ${last.done} frames`);
+    document.body.dataset.propagated = String(Number(document.body.dataset.propagated || 0) + 1);
+  } catch (e) {
+    status(`propagation failed: ${e.message}`, true);
+  } finally {
+    setBusy(false);
+    await refreshActions().catch(() => {});
+    draw();
+  }
+}
+
+async function cancelPropagation() {
+  if (S.sid) await api("POST", `/api/sessions/${S.sid}/propagate/cancel`).catch((e) => status(e.message, true));
+}
+
+async function undo() {
+  if (!S.sid || S.propagating) return;
+  await guarded("undo", async () => {
+    const doc = await api("POST", `/api/sessions/${S.sid}/undo`);
+    S.objects = doc.objects;
+    applyState(doc); await refreshActions(); draw();
+    status(`undid ${doc.undone.op}${doc.undone.op === "prompt" ? ` on frame ${doc.undone.frame}` : ""}`);
+  });
+}
+
+async function exportSession() {
+  if (!S.sid) return;
+  setBusy(true);
+  status("exporting (replaying the prompts the way the annotate step will) …");
+  try {
+    const doc = await api("POST", `/api/sessions/${S.sid}/export`);
+    applyState(doc); await refreshActions(); draw();
+    const changed = doc.frames_changed_by_replay;
+    $("export-result").textContent = [doc.paths.prompts, doc.paths.instances, doc.paths.rle,
+      `${doc.paths.masks.length} PNGs in ${doc.paths.masks[0].replace(/\/[^/]*$/, "/")}`].join("\n");
+    status(changed.length ? `exported; the replay changed frames ${changed.join(", ")} (now shown)` : "exported");
+    document.body.dataset.exported = "1";
+  } catch (e) {
+    status(`export failed: ${e.message}`, true);
+  } finally {
+    setBusy(false);
+  }
+}
+
+$("propagate").onclick = propagate;
+$("cancel").onclick = cancelPropagation;
+$("undo").onclick = undo;
+$("export").onclick = exportSession;
+$("new-object").onclick = newObject;
+$("opacity").oninput = draw;
+$("scrubber").oninput = (e) => goTo(Number(e.target.value));
+$("prev").onclick = () => goTo(S.frame - 1);
+$("next").onclick = () => goTo(S.frame + 1);
+document.addEventListener("keydown", (ev) => {
+  if (ev.target.tagName === "SELECT" || ev.target.tagName === "INPUT" && ev.target.type !== "radio" && ev.target.type !== "range") return;
+  if (ev.key === "ArrowRight") { goTo(S.frame + 1); ev.preventDefault(); }
+  else if (ev.key === "ArrowLeft") { goTo(S.frame - 1); ev.preventDefault(); }
+  else if ((ev.ctrlKey || ev.metaKey) && ev.key === "z") { undo(); ev.preventDefault(); }
+  else if (["1", "2", "3"].includes(ev.key)) {
+    document.querySelector(`input[name=tool][value=${["positive", "negative", "box"][Number(ev.key) - 1]}]`).checked = true;
+  }
+});
+
+// For scripts and benchmarks driving the page (Playwright): the same calls the mouse makes.
+window.bv = {state: S, prompt, goTo, openVideo, propagate, undo, exportSession};
+loadVideos().catch((e) => status(`cannot list videos: ${e.message}`, true));

@@ -1,0 +1,44 @@
+"""Scoring clips with a detector: P(generated) per clip, in batches, caches used when they fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from brokenvideos.detect.cache import check_compatible, to_tensor
+from brokenvideos.detect.clips import ClipSet
+from brokenvideos.detect.data import clip_starts
+
+
+@torch.no_grad()
+def score_clipset(model, clips: ClipSet, batch_size: int = 32) -> pd.DataFrame:
+    model.eval()
+    scores = []
+    for i in range(0, len(clips), batch_size):
+        x, _ = clips.batch(range(i, min(i + batch_size, len(clips))))
+        scores.append(model.predict_proba(x).numpy())
+    flat = np.concatenate(scores) if scores else np.zeros(0)
+    return pd.DataFrame({"video_id": [v for v, _, _ in clips.items], "clip": [s for _, s, _ in clips.items],
+                         "score": flat.astype(float), "label": [y for _, _, y in clips.items]})
+
+
+def clipset_for(model, rows, settings: dict, features=None, feature_meta=None, errors=None, error_meta=None,
+                crop=None) -> ClipSet:
+    use_feats, use_errs = check_compatible(model, feature_meta, errors and error_meta)
+    return ClipSet(rows, model.clip_len, settings["stride"], crop, 0, features if use_feats else None,
+                   errors if use_errs else None, random_crop=False)
+
+
+@torch.no_grad()
+def score_frames(model, frames: np.ndarray, stride: int, batch_size: int = 16) -> list[tuple[int, float]]:
+    """Whole frames of one video -> [(clip start, P(generated))]."""
+    model.eval()
+    x = to_tensor(frames)
+    starts = clip_starts(len(x), model.clip_len, stride)
+    out = []
+    for i in range(0, len(starts), batch_size):
+        chunk = starts[i:i + batch_size]
+        clips = torch.stack([x[s:s + model.clip_len] for s in chunk])
+        out += list(zip(chunk, model.predict_proba(clips).tolist()))
+    return out

@@ -1,0 +1,54 @@
+"""The ``detect:`` config section (defaults live in the schema) and named training recipes."""
+
+from __future__ import annotations
+
+import copy
+
+from brokenvideos.errors import BrokenVideosError
+
+# He et al. V-B: batch 64, Adam, lr 1e-3. The paper gives no epoch count; 20 is our assumption.
+RECIPES = {
+    "cpu_default": {"epochs": 3, "batch_size": 16, "lr": 1e-3, "weight_decay": 0.0},
+    "paper": {"epochs": 20, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.0},
+}
+
+
+def detect_settings(cfg: dict) -> dict:
+    if "detect" not in cfg:
+        raise BrokenVideosError("config: detect: section missing (validate the config first)")
+    return copy.deepcopy(cfg["detect"])
+
+
+def resolve_recipe(settings: dict, entry: dict | None = None) -> dict:
+    recipe = settings.get("recipe", "cpu_default")
+    if isinstance(recipe, str):
+        if recipe not in RECIPES:
+            raise BrokenVideosError(f"config: detect.recipe: unknown recipe {recipe!r}; known: {sorted(RECIPES)}")
+        recipe = dict(RECIPES[recipe])
+    else:
+        recipe = {**RECIPES["cpu_default"], **recipe}
+    recipe.update(settings.get("overrides") or {})
+    recipe.update((entry or {}).get("recipe") or {})
+    for key in ("epochs", "batch_size"):
+        if not isinstance(recipe.get(key), int) or recipe[key] < 1:
+            raise BrokenVideosError(f"config: detect.recipe: {key} must be a positive integer, got {recipe.get(key)!r}")
+    return recipe
+
+
+def detector_entry(settings: dict, name: str) -> dict:
+    entries = settings["detectors"]
+    if name not in entries:
+        raise BrokenVideosError(f"config: detect.detectors: no detector named {name!r}; known: {sorted(entries)}")
+    return entries[name]
+
+
+def detector_kwargs(settings: dict, entry: dict, predictor_dir=None) -> dict:
+    """Constructor kwargs: the entry's, plus the run's frozen encoder and trained predictor for temporal_defect."""
+    kwargs = dict(entry.get("kwargs") or {})
+    kwargs.setdefault("clip_len", settings["clip_len"])
+    if entry["detector"] == "temporal_defect":
+        kwargs.setdefault("encoder", settings["encoder"])
+        kwargs.setdefault("encoder_input_size", settings["encoder_input_size"])
+        if predictor_dir is not None:
+            kwargs.setdefault("predictor", str(predictor_dir))
+    return kwargs

@@ -1,0 +1,175 @@
+"""Detection building blocks against hand computations and outside references: CA fusion (He et
+al. eqs. 2-3), NPR's residual, the ImageNet EfficientNet-Lite0 from its wheel, offline encoder
+errors, metrics vs scikit-learn, prompt-grouped splits, the real-only frame predictor data, the
+Sora-label mapping, and the single-video command on bad files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import run_cli
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+from brokenvideos.detect import build_detector
+from brokenvideos.detect.backbones import FrozenImageEncoder
+from brokenvideos.detect.data import make_detection_splits, subset
+from brokenvideos.detect.frame_baselines import npr_residual
+from brokenvideos.detect.metrics import average_precision, detection_metrics, f1, roc_auc
+from brokenvideos.detect.predictor_step import real_training_rows
+from brokenvideos.detect.sora import LABELS, SUBCATEGORY_TO_LABEL, frame_labels
+from brokenvideos.detect.temporal_defect import CAFusion
+from brokenvideos.errors import BrokenVideosError
+from brokenvideos.io.masks import write_video_masks
+from brokenvideos.io.tables import write_table
+from brokenvideos.io.video import write_video
+
+torch.set_num_threads(1)
+
+
+def test_ca_fusion_matches_the_papers_equations():
+    ca = CAFusion(4, reduction=2).eval()  # W1: 2x4, W2: 4x2; BN in eval with identity statistics
+    with torch.no_grad():
+        ca.w1.weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 0, 1.0, -1.0]]))
+        ca.w2.weight.copy_(torch.tensor([[1.0, 0], [0, 1.0], [-1.0, 0], [0.5, 0.5]]))
+    f_local = torch.tensor([[1.0, 2.0, 0.0, -1.0]])
+    f_glob = torch.tensor([[0.0, -1.0, 2.0, 1.0]])
+    # f_t = f_local + f_glob = [1, 1, 2, 0]; W1 f_t = [1, 2]; ReLU -> [1, 2]; W2 -> [1, 2, -1, 1.5]
+    eps = ca.bn1.eps
+    s = 1 / np.sqrt(1 + eps)  # BN(x) = x / sqrt(1 + eps) with mean 0, var 1, γ 1, β 0
+    z = np.array([1.0, 2.0, -1.0, 1.5]) * s * s
+    rho = 1 / (1 + np.exp(-z))
+    expected = rho * f_local.numpy()[0] + (1 - rho) * f_glob.numpy()[0]
+    np.testing.assert_allclose(ca(f_local, f_glob).detach().numpy()[0], expected, rtol=1e-6)
+
+
+def test_npr_residual_is_zero_on_2x2_constant_blocks():
+    blocks = torch.rand(2, 3, 5, 6)
+    img = blocks.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)  # 10 x 12, constant per 2x2
+    assert torch.count_nonzero(npr_residual(img)) == 0
+    assert torch.count_nonzero(npr_residual(torch.rand(2, 3, 10, 12))) > 0
+
+
+def test_efficientnet_lite0_from_its_wheel_knows_imagenet():
+    from skimage import data
+
+    enc = FrozenImageEncoder("efficientnet_lite0", input_size=224)
+    assert enc.dim == 1280
+    for name, cls in (("chelsea", 285), ("coffee", 967)):  # Egyptian cat, espresso
+        x = torch.from_numpy(getattr(data, name)()).permute(2, 0, 1).float()[None] / 255
+        assert int(enc.classify(x).argmax()) == cls, name
+
+
+@pytest.mark.parametrize("spec", ["timm:beitv2_base_patch16_224.in1k_ft_in22k_in1k", "hf:microsoft/beit-base-patch16-224",
+                                  "/no/such/encoder", "efficientnet_lite9"])
+def test_missing_encoder_is_one_line_naming_it(spec, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(BrokenVideosError) as err:
+        FrozenImageEncoder(spec)
+    assert spec in str(err.value) and "\n" not in str(err.value)
+
+
+def test_metrics_match_scikit_learn_with_ties():
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        n = int(rng.integers(5, 200))
+        y = rng.integers(0, 2, n)
+        y[:2] = [0, 1]
+        s = rng.integers(0, 6, n) / 5.0  # few distinct values: many ties, some exactly 0.5
+        assert roc_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+        assert average_precision(y, s) == pytest.approx(average_precision_score(y, s), abs=1e-12)
+        pred = (s >= 0.5).astype(int)
+        assert f1(y, pred, 1) == pytest.approx(f1_score(y, pred, pos_label=1))
+        assert f1(y, pred, 0) == pytest.approx(f1_score(y, pred, pos_label=0))
+    det = pd.DataFrame({"video_id": ["a", "a", "b", "b"], "clip": [0, 3, 0, 3], "score": [0.9, 0.3, 0.5, 0.1],
+                        "label": [1, 1, 0, 0]})
+    m = detection_metrics(det)
+    assert m["threshold"] == 0.5 and m["accuracy_clip"] == 0.5
+    # clips: 0.9 right, 0.3 wrong, 0.5 counts as generated (wrong), 0.1 right; videos: a 0.6, b 0.3 both right
+    assert m["accuracy_video"] == 1.0
+    assert set(m) >= {"accuracy_clip", "accuracy_video", "auc", "ap", "f1_real", "f1_fake", "threshold"}
+
+
+def _table(num_prompts=20):
+    rows = []
+    for p in range(num_prompts):
+        for gen, label in (("real-camera", "real"), ("synth-a", "broken" if p % 4 else "normal"), ("synth-b", "broken")):
+            rows.append({"video_id": f"{gen}-p{p:03d}", "generator": gen, "prompt_id": f"p{p:03d}", "path": f"{gen}-{p}.mp4",
+                         "label": label, "num_frames": 16, "width": 64, "height": 48, "mask_dir": "",
+                         "instance_subcategories": "{}", "is_generated": int(label != "real")})
+    return pd.DataFrame(rows)
+
+
+def test_splits_are_grouped_by_prompt_and_paper_is_8_1_1():
+    out = make_detection_splits(_table(40), {"by": "paper"}, seed=3)
+    assert out.groupby("prompt_id").split.nunique().max() == 1
+    counts = out.groupby("split").prompt_id.nunique()
+    assert counts.to_dict() == {"train": 32, "val": 4, "test": 4}
+    sub = subset(out, "train", "synth-a")
+    assert set(sub.generator) == {"synth-a", "real-camera"}
+
+
+def test_frame_predictor_trains_on_real_training_videos_only(tmp_path):
+    table = make_detection_splits(_table(20), {"by": "paper"}, seed=0)
+    write_table(table, tmp_path / "s.parquet", kind="splits")
+    rows = real_training_rows(tmp_path / "s.parquet")
+    assert rows and all(r["label"] == "real" and r["split"] == "train" for r in rows)
+    assert len(rows) == int(((table.split == "train") & (table.label == "real")).sum())
+    write_table(table[table.label != "real"], tmp_path / "fake.parquet", kind="splits")
+    with pytest.raises(BrokenVideosError, match="no real videos"):
+        real_training_rows(tmp_path / "fake.parquet")
+
+
+def test_sora_mapping_covers_the_taxonomy_and_labels_frames(tmp_path):
+    from brokenvideos.prompts.taxonomy import SUBCATEGORIES
+
+    assert set(SUBCATEGORY_TO_LABEL) == set(SUBCATEGORIES)
+    assert set(SUBCATEGORY_TO_LABEL.values()) == set(range(len(LABELS)))
+    masks = np.zeros((3, 8, 8), np.uint8)
+    masks[0, :2, :2] = 1  # visual_breakdown in frame 0 -> boundary/edge
+    masks[2, 4:, 4:] = 2  # logical_disjunction in frame 2 -> object mismatch
+    write_video_masks(tmp_path / "m", masks, {1: "visual_breakdown", 2: "logical_disjunction"})
+    labels = frame_labels(tmp_path / "m", {1: "visual_breakdown", 2: "logical_disjunction"}, 3)
+    assert labels.tolist() == [[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]]
+
+
+def test_detect_command_scores_a_video_and_isolates_bad_files(tmp_path):
+    torch.manual_seed(0)
+    model = build_detector("cnnspot", backbone="resnet_tiny", clip_len=5)
+    model.save_pretrained(tmp_path / "model")
+    folder = tmp_path / "videos"
+    rng = np.random.default_rng(0)
+    write_video(folder / "good.mp4", rng.integers(0, 255, (9, 32, 32, 3), dtype=np.uint8), fps=8)
+    write_video(folder / "short.mp4", rng.integers(0, 255, (3, 32, 32, 3), dtype=np.uint8), fps=8)
+    (folder / "corrupt.mp4").write_bytes(b"not a video at all")
+    one = run_cli(["detect", folder / "good.mp4", "--model", tmp_path / "model", "--stride", "2"])
+    assert one.code == 0, one.stderr
+    out = json.loads(one.stdout)
+    assert len(out["clips"]) == 3 and out["threshold"] == 0.5
+    assert out["score"] == pytest.approx(np.mean([c["score"] for c in out["clips"]]))
+    assert out["verdict"] == ("generated" if out["score"] >= 0.5 else "real")
+    res = run_cli(["detect", "--folder", folder, "--model", tmp_path / "model", "--out", tmp_path / "t.csv"])
+    assert res.code == 0, res.stderr
+    errors = res.error_lines
+    assert len(errors) == 2 and any("short.mp4" in e and "fewer than one clip" in e for e in errors)
+    assert any("corrupt.mp4" in e for e in errors)
+    table = pd.read_csv(tmp_path / "t.csv").set_index("video")
+    assert table.loc[str(folder / "good.mp4"), "verdict"] in ("generated", "real")
+    assert (table.verdict == "error").sum() == 2
+    missing = run_cli(["detect", folder / "good.mp4", "--model", tmp_path / "nope"])
+    assert missing.code == 2 and "nope" in missing.error
+
+
+def test_missing_frozen_encoder_fails_the_detect_command_at_once(tmp_path):
+    torch.manual_seed(0)
+    model = build_detector("temporal_defect", encoder="random:resnet_tiny", local_backbone="resnet_tiny", dim=16,
+                           heads=2, clip_len=5)
+    model.save_pretrained(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    cfg["kwargs"]["encoder"] = "timm:not_in_any_cache_model"
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    res = run_cli(["detect", tmp_path / "whatever.mp4", "--model", tmp_path / "m"])
+    assert res.code == 2 and "timm:not_in_any_cache_model" in res.error

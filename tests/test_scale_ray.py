@@ -1,0 +1,100 @@
+"""Training's private Ray cluster: it listens on loopback only, its log is clean text, and a Ray
+worker killed by SIGKILL mid-training is survived through FailureConfig.
+
+One tiny training (subprocess, as the Snakemake rule runs it) serves all three: while it runs the
+test lists the listening TCP sockets of the whole process tree (driver, GCS, raylet, workers), and
+once two checkpoints exist it SIGKILLs one RayTrainWorker.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import run_pipeline, write_config
+from fixtures.scale.procs import cli_cmd, cli_env, is_loopback, listening, ray_workers, tree
+from test_train import TINY_TRAIN
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 6
+
+
+@pytest.fixture(scope="module")
+def killed_training(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("ray_private")
+    train = {**TINY_TRAIN, "overrides": {**TINY_TRAIN["overrides"], "epochs": EPOCHS}, "max_failures": 1}
+    config = write_config(workdir, train=train)
+    run_pipeline(config)
+    out = workdir / "results/train/st_unet"
+    log = workdir / "train.log"
+    sockets, killed = set(), None
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cli_cmd("train", "--config", config, "--out-dir", out), cwd=workdir,
+                                env=cli_env(), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 280
+            while proc.poll() is None and time.monotonic() < deadline:
+                pids = {p.pid for p in tree(proc.pid)}
+                sockets |= listening(pids)
+                pids = {p.pid for p in tree(proc.pid)}
+                # the second checkpoint on disk: the first one is registered with Ray Train by now
+                if killed is None and len(list(out.glob("ray/run-*/checkpoint_*/history.json"))) >= 2:
+                    workers = ray_workers(pids)
+                    if workers:
+                        killed = workers[-1].pid
+                        workers[-1].send_signal(signal.SIGKILL)
+                time.sleep(0.2)
+            code = proc.wait(timeout=5)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return {"code": code, "sockets": sockets, "killed": killed, "log": log.read_text(errors="replace"), "out": out}
+
+
+def test_private_cluster_listens_on_loopback_only(killed_training):
+    assert killed_training["code"] == 0, killed_training["log"][-3000:]
+    sockets = {(Path(name).name, ip, port) for name, ip, port in killed_training["sockets"]}
+    names = {name for name, _, _ in sockets}
+    # GCS, the raylet (node manager + object manager) and the workers were seen listening ...
+    assert {"gcs_server", "raylet"} <= names, sockets
+    assert "ray::RayTrainWorker" in names, sockets
+    exposed = sorted(s for s in sockets if not is_loopback(s[1]))
+    # ... and nothing Ray runs is reachable from another host. The one exception is torch's, not
+    # Ray's: the TCPStore of the process-group rendezvous (rank-0 worker, one port per worker-group
+    # start: here 2, the kill restarts the group) binds every interface, and torch offers no bind
+    # address but `master_listen_fd`, which Ray Train's TorchConfig does not expose (gloo's own
+    # sockets are on `lo` through GLOO_SOCKET_IFNAME).
+    assert all(n.startswith("ray::") and n not in {"ray::IDLE"} for n, _, _ in exposed), exposed
+    assert all(ip in ("::", "0.0.0.0") for _, ip, _ in exposed), exposed
+    assert len({port for _, _, port in exposed}) <= 2, f"more than the TCPStore beyond loopback: {exposed}"
+
+
+def test_training_log_is_clean_text(killed_training):
+    log = killed_training["log"]
+    assert "(TrainController pid=" in log  # worker output does reach the log ...
+    assert "\x1b[" not in log  # ... without ANSI colour codes
+    assert "Failed to query Ray Train Controller actor state" not in log
+
+
+def test_sigkilled_worker_is_survived_through_failure_config(killed_training):
+    assert killed_training["killed"] is not None, "no RayTrainWorker was caught after the second checkpoint"
+    assert killed_training["code"] == 0, killed_training["log"][-3000:]
+    out = killed_training["out"]
+    curves = pd.read_csv(out / "metrics.csv")
+    assert curves.epoch.tolist() == list(range(EPOCHS))
+    # the restarted worker group resumed from a checkpoint instead of starting over
+    restarts = sorted(set(curves.started_at_epoch) - {0})
+    assert restarts and restarts[0] >= 1, curves.started_at_epoch.tolist()
+    meta = json.loads((out / "metrics.json").read_text())
+    assert meta["epochs"] == EPOCHS
+    assert (out / "final" / "model.pt").is_file()
+    assert yaml.safe_load((out.parents[2] / "config.yaml").read_text())["train"]["max_failures"] == 1
