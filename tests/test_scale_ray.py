@@ -24,7 +24,7 @@ from test_train import TINY_TRAIN
 
 pytestmark = pytest.mark.slow
 
-EPOCHS = 6
+EPOCHS = 16  # room after the second checkpoint: the kill must land while training still runs
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def killed_training(tmp_path_factory):
         proc = subprocess.Popen(cli_cmd("train", "--config", config, "--out-dir", out), cwd=workdir,
                                 env=cli_env(), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            deadline = time.monotonic() + 280
+            deadline = time.monotonic() + 400
             while proc.poll() is None and time.monotonic() < deadline:
                 pids = {p.pid for p in tree(proc.pid)}
                 sockets |= listening(pids)
