@@ -53,7 +53,7 @@ def gpus_for(kind):
 
 # Memory (MB) and wall time (minutes) per rule, what a cluster executor reserves (profiles/).
 # Sized for the embedded default with headroom; config `resources.mem_mb` / `resources.runtime`
-# ({rule name: value}) override any entry, e.g. for diffusers generation or SAM2 on long videos.
+# ({name of the rule: value}) override any entry, e.g. for diffusers generation or SAM2 on long videos.
 RESOURCES = {
     "default": {"mem_mb": 2000, "runtime": 30},
     "prompts": {"mem_mb": 1000, "runtime": 10},
@@ -70,11 +70,11 @@ RESOURCES = {
 }
 
 
-def rule_resources(rule):
-    """`resources:` entries every rule declares: mem_mb and runtime (table above, then config)."""
-    base = RESOURCES.get(rule, RESOURCES["default"])
+def rule_resources(name):
+    """mem_mb and runtime for the resources of the named rule (table above, then config)."""
+    base = RESOURCES.get(name, RESOURCES["default"])
     res = config.get("resources", {})
-    return {key: res.get(key, {}).get(rule, base[key]) for key in ("mem_mb", "runtime")}
+    return {key: res.get(key, {}).get(name, base[key]) for key in ("mem_mb", "runtime")}
 
 
 def shard_files(pattern):
@@ -110,3 +110,15 @@ def table_entry_files(filename):
 def table_entry_args():
     return " ".join(f"--entry {method} {'yes' if ft else 'no'} {RESULTS}/metrics/{m}/{c}"
                     for method, ft, m, c in table_entries())
+
+
+# Detection (detect.smk)
+DETECT = config.get("detect", {})
+DETECTORS = list(DETECT.get("detectors", {}))
+SORA = list(DETECT.get("sora", {}).get("classifiers", {}))
+DET = f"{RESULTS}/detect"
+
+
+def detect_threads():
+    ray_cfg = DETECT.get("ray", {})
+    return ray_cfg.get("num_workers", 2) * ray_cfg.get("cpus_per_worker", 1)

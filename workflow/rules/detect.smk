@@ -1,15 +1,6 @@
 # Detection (He et al. 2024; Sora artifact labels): split → frame predictor (real videos only) →
 # frozen caches → train every detector (one Ray run) → evaluate per detector → Sora labels → tables.
-DETECT = config.get("detect", {})
-DETECTORS = list(DETECT.get("detectors", {}))
-SORA = list(DETECT.get("sora", {}).get("classifiers", {}))
-DET = f"{RESULTS}/detect"
-
-
-def detect_threads():
-    ray_cfg = DETECT.get("ray", {})
-    return ray_cfg.get("num_workers", 2) * ray_cfg.get("cpus_per_worker", 1)
-
+# DETECT, DETECTORS, SORA, DET and detect_threads() are in common.smk.
 
 rule detect_split:
     input:
@@ -107,8 +98,8 @@ rule detect_train:
     params:
         bv=BV,
         predictor=lambda wc, input: Path(input.predictor).parent,
-        models_dir=f"{DET}/models",
-        sora_dir=f"{DET}/sora_models",
+        models_dir=lambda wc, output: Path(output.summary).parent,
+        sora_dir=lambda wc, output: Path(output.summary).parents[1] / "sora_models",
     conda:
         "../../envs/detect.yaml"
     threads: detect_threads()
@@ -190,12 +181,14 @@ rule detect_tables:
     params:
         bv=BV,
         out_dir=lambda wc, output: Path(output.table1).parent,
+        eval_root=lambda wc, input: Path(input.evals[0]).parents[1],
+        sora_root=lambda wc, input: Path(input.sora[0]).parents[1] if input.sora else f"{DET}/sora",
     conda:
         "../../envs/detect.yaml"
     resources:
         **rule_resources("detect_tables"),
     shell:
-        "{params.bv} detect-tables --config $BROKENVIDEOS_CONFIG --eval-root {DET}/eval --sora-root {DET}/sora "
+        "{params.bv} detect-tables --config $BROKENVIDEOS_CONFIG --eval-root {params.eval_root} --sora-root {params.sora_root} "
         "--out-dir {params.out_dir} > {log} 2>&1"
 
 

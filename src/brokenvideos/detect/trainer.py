@@ -7,29 +7,16 @@ rule resumes from its latest checkpoint, and a COMPLETED marker so a finished ru
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
 
 from brokenvideos.config import config_digest
 from brokenvideos.errors import BrokenVideosError
+from brokenvideos.train.step import ensure_ray
 
 log = logging.getLogger(__name__)
 COMPLETED = "COMPLETED"
-
-
-def ensure_ray(ray_cfg: dict) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    if ray_cfg.get("address"):
-        ray.init(address=ray_cfg["address"], log_to_driver=True)
-        return
-    os.environ.setdefault("RAY_worker_niceness", "0")  # the rule already reserved these cores
-    ray.init(num_cpus=ray_cfg["num_workers"] * ray_cfg.get("cpus_per_worker", 1), include_dashboard=False,
-             log_to_driver=True, configure_logging=False)
 
 
 def ray_fit(loop, loop_cfg: dict, out_dir, run_key: dict, settings: dict, load=None) -> tuple[dict, float]:
@@ -47,7 +34,7 @@ def ray_fit(loop, loop_cfg: dict, out_dir, run_key: dict, settings: dict, load=N
     loop_cfg = {**loop_cfg, "storage_path": str(storage / run_name),
                 "threads_per_worker": ray_cfg.get("cpus_per_worker", 1)}
     t0 = time.perf_counter()
-    ensure_ray(ray_cfg)
+    ensure_ray(ray_cfg)  # the localizer's: a private cluster on loopback, clean logs
     resources = {"CPU": ray_cfg.get("cpus_per_worker", 1)}
     if ray_cfg.get("use_gpu"):
         resources["GPU"] = 1

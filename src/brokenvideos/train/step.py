@@ -47,7 +47,7 @@ def _quiet_state_api_poller() -> None:
     logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
 
 
-def _ensure_ray(ray_cfg: dict):
+def ensure_ray(ray_cfg: dict):
     import ray
 
     if ray.is_initialized():
@@ -110,7 +110,7 @@ def train(cfg: dict, out_dir, videos_path=None, splits_path=None) -> pd.DataFram
                 "checkpoint_every_epochs": settings["checkpoint"]["every_epochs"], "initial_dir": str(initial_dir),
                 "threads_per_worker": ray_cfg.get("cpus_per_worker", 1), "storage_path": str(storage / run_name),
                 "inject_failure_at_epoch": settings.get("inject_failure_at_epoch")}
-    _ensure_ray(ray_cfg)
+    ensure_ray(ray_cfg)
     resources = {"CPU": ray_cfg.get("cpus_per_worker", 1)}
     if ray_cfg["use_gpu"]:
         resources["GPU"] = 1
