@@ -63,7 +63,7 @@ run: setup
 	$(BIN)/snakemake -j$(JOBS)
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 lint: setup
 	$(BIN)/snakemake --lint

@@ -8,7 +8,8 @@ min_version("8.20")
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+# The schema ships inside the package (the CLI finds it by name); its defaults are the only ones.
+validate(config, "src/brokenvideos/schemas/config.schema.yaml", set_default=True)
 
 
 include: "workflow/rules/common.smk"

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from brokenvideos.detect.backbones import FrozenImageEncoder
+from brokenvideos.models.backbones import FrozenImageEncoder
 from brokenvideos.detect.predictor import FramePredictor
 
 

@@ -26,16 +26,19 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=3, help="epochs left out of the average")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--localizer", help="a train.localizers name (default: the first)")
     args = ap.parse_args()
     base = load_config(args.config)
     rows = []
     for n in args.workers:
         cfg = copy.deepcopy(base)
         cfg["train"]["ray"]["num_workers"] = n
-        cfg["train"]["overrides"] = {**cfg["train"].get("overrides", {}), "epochs": args.epochs}
+        (entry,) = [e for e in cfg["train"]["localizers"] if e["name"] == (args.localizer or
+                                                                           cfg["train"]["localizers"][0]["name"])]
+        entry["overrides"] = {**entry.get("overrides", {}), "epochs": args.epochs}
         with tempfile.TemporaryDirectory() as out:
             t0 = time.perf_counter()
-            curves = train(cfg, out)
+            curves = train(cfg, out, name=entry["name"])
             wall = time.perf_counter() - t0
         import ray
 

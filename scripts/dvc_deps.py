@@ -39,8 +39,10 @@ STAGE_RULE_FILES = {
     "detect_evaluate": ["detect.smk"],
     "detect_tables": ["detect.smk"],
 }
-SHARED = ["Snakefile", "workflow/rules/common.smk", "workflow/schemas/config.schema.yaml",
-          "src/brokenvideos/__init__.py", "src/brokenvideos/__main__.py", "src/brokenvideos/cli.py"]
+SHARED = ["Snakefile", "workflow/rules/common.smk", "src/brokenvideos/__init__.py", "src/brokenvideos/__main__.py",
+          "src/brokenvideos/cli.py", "src/brokenvideos/paths.py",  # common.smk builds every path with it
+          # package data any step may read
+          "src/brokenvideos/schemas", "src/brokenvideos/presets"]
 _COMMAND = re.compile(r"\{params\.bv\}\s+([a-z][a-z0-9-]*)")
 
 
@@ -106,9 +108,14 @@ def derived(dvc: dict) -> dict:
     if unknown:
         sys.exit(f"error: dvc.yaml: stage(s) {unknown} not in STAGE_RULE_FILES of {__file__}: add them there")
     for name, stage in dvc["stages"].items():
-        data = [d for d in stage.get("deps", []) if not d.startswith(("src/", "workflow/", "Snakefile"))]
-        stage["deps"] = data + code_deps(name)
+        body = stage.get("do", stage)  # a foreach stage: every generated stage has the same code deps
+        data = [d for d in body.get("deps", []) if not d.startswith(("src/", "workflow/", "Snakefile"))]
+        body["deps"] = data + code_deps(name)
     return dvc
+
+
+def _deps(stage: dict):
+    return stage.get("do", stage).get("deps")
 
 
 def main(argv=None) -> int:
@@ -121,7 +128,7 @@ def main(argv=None) -> int:
     current = yaml.safe_load(text)
     want = derived(yaml.safe_load(text))
     if args.check:
-        stale = [n for n in want["stages"] if current["stages"][n].get("deps") != want["stages"][n]["deps"]]
+        stale = [n for n in want["stages"] if _deps(current["stages"][n]) != _deps(want["stages"][n])]
         if stale:
             print(f"dvc.yaml: code deps of {stale} are not the derived ones; run python scripts/dvc_deps.py")
             return 1
@@ -134,11 +141,13 @@ def main(argv=None) -> int:
         m = re.match(r"^  ([A-Za-z0-9_]+):\s*$", line)
         if m:
             stage = m.group(1)
-        if stage in want["stages"] and line == "    deps:":
+        deps = re.match(r"^( {4}| {6})deps:$", line)
+        if stage in want["stages"] and deps:
+            indent = deps.group(1) + "  "
             out.append(line)
-            out += [f"      - {d}" for d in want["stages"][stage]["deps"]]
+            out += [f"{indent}- {d}" for d in _deps(want["stages"][stage])]
             i += 1
-            while i < len(lines) and lines[i].startswith("      - "):
+            while i < len(lines) and lines[i].startswith(f"{indent}- "):
                 i += 1
             continue
         out.append(line)

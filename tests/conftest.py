@@ -45,6 +45,28 @@ TINY_CONFIG: dict = {
 }
 
 
+# A tiny localizer and the run settings its training shares with any other (config `train`).
+TINY_LOCALIZER: dict = {"name": "st_unet", "model": {"arch": "st_unet", "base_channels": 4, "depth": 2},
+                        "recipe": "cpu_default", "overrides": {"epochs": 3, "batch_size": 2, "warmup_steps": 1},
+                        "clip_len": 4, "crop": [32, 32]}
+TINY_RUN: dict = {"ray": {"num_workers": 2, "use_gpu": False, "cpus_per_worker": 1},
+                  "checkpoint": {"num_to_keep": 2}, "max_failures": 1}
+SHARED_TRAIN_KEYS = ("ray", "checkpoint", "max_failures")
+
+
+def train_section(*extra_localizers: dict, **changes) -> dict:
+    """A `train` config section of one tiny localizer; ``changes`` replace its keys (or the shared
+    ``ray``/``checkpoint``/``max_failures``), e.g. ``train_section(max_failures=0, clip_len=8)``."""
+    entry = {**copy.deepcopy(TINY_LOCALIZER), **{k: v for k, v in changes.items() if k not in SHARED_TRAIN_KEYS}}
+    run = {**copy.deepcopy(TINY_RUN), **{k: v for k, v in changes.items() if k in SHARED_TRAIN_KEYS}}
+    return {"localizers": [entry, *extra_localizers], **run}
+
+
+def tiny_overrides(**changes) -> dict:
+    """TINY_LOCALIZER's recipe overrides with ``changes`` (e.g. ``epochs=2``)."""
+    return {**TINY_LOCALIZER["overrides"], **changes}
+
+
 def _merge(base: dict, overrides: dict) -> dict:
     """Nested dict update; lists and scalars are replaced whole."""
     out = copy.deepcopy(base)

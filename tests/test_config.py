@@ -10,8 +10,9 @@ import yaml
 from conftest import REPO, TINY_CONFIG, _merge, run_cli, write_config
 
 from brokenvideos.config import ConfigError, load_config, validate_config
+from brokenvideos.errors import BrokenVideosError
 
-REQUIRED = set(yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())["required"])
+REQUIRED = set(yaml.safe_load((REPO / "src/brokenvideos/schemas/config.schema.yaml").read_text())["required"])
 
 
 def _shipped_configs():
@@ -123,15 +124,46 @@ def test_cli_exits_2_with_one_line_before_any_work(tmp_path, step):
     assert not (tmp_path / "results").exists()
 
 
-def test_schema_names_exactly_the_baselines_and_model_options_the_code_has():
-    """The schema's enums and the code's registries are two lists: a baseline or a model option added
+def test_schema_names_exactly_the_baselines_and_localizers_the_code_has():
+    """The schema's enums and the code's registries are two lists: a baseline or a localizer added
     to one alone would be rejected at start-up, or accepted and then crash in a job."""
-    import inspect
-
+    from brokenvideos.models import ARCHS
     from brokenvideos.models.baselines import BASELINES
-    from brokenvideos.models.st_unet import SpatioTemporalUNet
 
-    props = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())["properties"]
+    props = yaml.safe_load((REPO / "src/brokenvideos/schemas/config.schema.yaml").read_text())["properties"]
     assert props["evaluate"]["properties"]["baselines"]["items"]["enum"] == list(BASELINES)
-    model_keys = set(props["train"]["properties"]["model"]["properties"]) - {"arch"}
-    assert model_keys == set(inspect.signature(SpatioTemporalUNet).parameters)
+    entry = props["train"]["properties"]["localizers"]["items"]["properties"]
+    assert entry["model"]["properties"]["arch"]["anyOf"][0]["enum"] == list(ARCHS)
+    # the schema holds no model's own arguments: each model checks its own (test below)
+    assert set(entry["model"]["properties"]) == {"arch"}
+    from brokenvideos.metrics.protocols import PROTOCOLS
+
+    assert props["evaluate"]["properties"]["protocol"]["enum"] == list(PROTOCOLS)
+
+
+def test_a_model_refuses_arguments_it_does_not_take():
+    from brokenvideos.models import build_model
+
+    with pytest.raises(BrokenVideosError, match=r"model st_unet: unknown argument 'width'; it takes \["):
+        build_model(arch="st_unet", width=3)
+    with pytest.raises(BrokenVideosError, match="model st_unet: depth='3' is not a int"):
+        build_model(arch="st_unet", depth="3")
+    assert build_model(arch="st_unet", base_channels=4, depth=1).config["depth"] == 1
+
+
+def test_localizers_are_named_once_and_apart_from_baselines(tiny_config):
+    from brokenvideos.config import ConfigError, load_config, localizer_settings
+
+    two = {"localizers": [{"name": "a"}, {"name": "b", "clip_len": 4}], "max_failures": 0}
+    cfg = load_config(tiny_config(train=two))
+    b = localizer_settings(cfg, "b")
+    assert (b["clip_len"], b["crop"], b["max_failures"], b["model"]["arch"]) == (4, [64, 64], 0, "st_unet")
+    assert localizer_settings(cfg, "a")["clip_len"] == 8
+    with pytest.raises(ConfigError, match="has 2 entries"):
+        localizer_settings(cfg)
+    with pytest.raises(ConfigError, match="no localizer named 'c'"):
+        localizer_settings(cfg, "c")
+    with pytest.raises(ConfigError, match=r"train.localizers: duplicate names \['a'\]"):
+        load_config(tiny_config(train={"localizers": [{"name": "a"}, {"name": "a"}]}))
+    with pytest.raises(ConfigError, match=r"\['empty'\] also named in evaluate.baselines"):
+        load_config(tiny_config(train={"localizers": [{"name": "empty"}]}))

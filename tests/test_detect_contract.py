@@ -20,6 +20,16 @@ TINY_KWARGS = {
 }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """These models are tiny: on the shared 2-core machine two intra-op threads spend their time
+    waiting for each other (the overfit runs take ~10x longer with 2 threads than with 1)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny(name: str, **extra):
     torch.manual_seed(0)
     return build_detector(name, clip_len=T, **TINY_KWARGS[name], **extra)

@@ -6,6 +6,7 @@ Sora-label mapping, and the single-video command on bad files."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from conftest import run_cli
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from brokenvideos.detect import build_detector
-from brokenvideos.detect.backbones import FrozenImageEncoder
+from brokenvideos.models.backbones import FrozenImageEncoder
 from brokenvideos.detect.data import make_detection_splits, subset
 from brokenvideos.detect.frame_baselines import npr_residual
 from brokenvideos.detect.metrics import average_precision, detection_metrics, f1, roc_auc
@@ -66,10 +67,18 @@ def test_efficientnet_lite0_from_its_wheel_knows_imagenet():
 @pytest.mark.parametrize("spec", ["timm:beitv2_base_patch16_224.in1k_ft_in22k_in1k", "hf:microsoft/beit-base-patch16-224",
                                   "/no/such/encoder", "efficientnet_lite9"])
 def test_missing_encoder_is_one_line_naming_it(spec, monkeypatch):
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # as when huggingface_hub was imported before the variable was set (it reads it once, at import;
+    # `import timm` imports it): the spec must still fail at once, not after an online lookup that,
+    # with no network, retries for ~50 s
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    t0 = time.perf_counter()
     with pytest.raises(BrokenVideosError) as err:
         FrozenImageEncoder(spec)
     assert spec in str(err.value) and "\n" not in str(err.value)
+    assert time.perf_counter() - t0 < 25
 
 
 def test_metrics_match_scikit_learn_with_ties():

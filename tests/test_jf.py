@@ -11,6 +11,7 @@ from vos_benchmark.utils import _seg2bmap
 from brokenvideos.metrics import jf
 from brokenvideos.metrics.jf import (
     BOUND_TH,
+    VOID,
     bound_pix,
     boundary_f_measure,
     boundary_map,
@@ -287,3 +288,28 @@ def test_bad_arguments_raise():
         evaluate_video(vol.astype(np.int32), vol.astype(np.int32), protocol="davis")
     with pytest.raises(ValueError, match="H×W"):
         region_similarity(vol, vol)
+
+
+def test_void_pixels_count_in_neither_j_nor_f():
+    """DAVIS 2017 (db_eval_iou, db_eval_boundary with void_pixels V): J = |S∩G∖V| / |(S∪G)∖V| and F
+    on the boundaries of S∖V and G∖V; 255 in the ground truth is V, never an object."""
+    rng = np.random.default_rng(3)
+    shape = (3, 48, 64)
+    gt = np.zeros(shape, np.uint8)
+    gt[:, 10:30, 10:40] = 1
+    gt[:, 25:35, 30:50] = 255  # a void band overlapping the object and the background
+    pred = np.zeros(shape, np.uint8)
+    pred[:, 12:34, 8:52] = 1
+    pred[1] |= (rng.random(shape[1:]) < 0.05).astype(np.uint8)
+    void = gt == VOID
+    s, g = (pred > 0) & ~void, (gt == 1) & ~void
+    j_ref = (s & g).sum(axis=(1, 2)) / (s | g).sum(axis=(1, 2))
+    _, f_ref = vos_jf(g, s)  # F of the void-masked masks is DAVIS's f_measure with void_pixels
+    for protocol in ("mevis", "davis"):
+        (obj,) = evaluate_video(gt, pred, protocol)
+        assert obj["object"] == 1  # 255 is not an instance under davis
+        assert obj["J"] == pytest.approx(j_ref.mean(), abs=TOL)
+        assert obj["F"] == pytest.approx(np.mean(f_ref), abs=TOL)
+    # a prediction confined to the void scores as predicting nothing
+    only_void = np.where(void, 1, 0).astype(np.uint8)
+    assert evaluate_video(gt, only_void, "mevis") == evaluate_video(gt, np.zeros_like(gt), "mevis")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,16 +16,19 @@ from brokenvideos.io.tables import read_table
 from brokenvideos.metrics.evaluate import score_video
 from brokenvideos.models.baselines import temporal_residual_masks
 from brokenvideos.models.postprocess import MIN_AREAS, THRESHOLDS, binarize, calibrate
-from conftest import run_cli, run_snakemake, write_config
+from conftest import run_cli, run_snakemake, tiny_overrides, train_section, write_config
 
-TINY_TRAIN = {"name": "st_unet", "model": {"arch": "st_unet", "base_channels": 4, "depth": 2},
-              "overrides": {"epochs": 2, "batch_size": 2, "warmup_steps": 1}, "clip_len": 4, "crop": [32, 32],
-              "ray": {"num_workers": 2, "use_gpu": False, "cpus_per_worker": 1}}
+# A second localizer from a module outside the package (tests/fixtures/trivial_localizer.py, copied
+# into the working directory): config alone gives it its Table 2 rows.
+TRIVIAL = {"name": "frame_difference", "model": {"arch": "trivial_localizer:FrameDifference", "gain": 5.0},
+           "overrides": {"epochs": 1, "batch_size": 2, "warmup_steps": 1}, "clip_len": 4, "crop": [32, 32]}
+TINY_TRAIN = train_section(TRIVIAL, overrides=tiny_overrides(epochs=2))
 
 
 @pytest.fixture(scope="module")
 def localized(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("localize")
+    shutil.copy2(Path(__file__).parent / "fixtures" / "trivial_localizer.py", workdir)
     write_config(workdir, train=TINY_TRAIN, dataset={"split": {"by": "ratios", "train": 0.6, "val": 0.4}},
                  evaluate={"baselines": ["temporal_residual", "empty"]})
     done = run_snakemake(workdir, "-j2", "tables", timeout=900)
@@ -32,10 +37,11 @@ def localized(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_table2_in_the_papers_layout(localized):
+def test_table2_in_the_papers_layout(localized, monkeypatch):
     tables = localized / "results" / "tables"
     t2 = pd.read_csv(tables / "table2.csv")
     assert t2[["Method", "Finetuned"]].values.tolist() == [["st_unet", "✗"], ["st_unet", "✓"],
+                                                            ["frame_difference", "✗"], ["frame_difference", "✓"],
                                                             ["temporal_residual", "✗"], ["empty", "✗"]]
     groups = ("Broken Videos", "Normal Videos", "All Videos")
     assert list(t2.columns[2:]) == [f"{g} {m}" for g in groups for m in ("J", "F", "J&F")]
@@ -44,7 +50,20 @@ def test_table2_in_the_papers_layout(localized):
     for g in groups:  # J&F is the mean of J and F
         assert np.allclose(t2[f"{g} J&F"], (t2[f"{g} J"] + t2[f"{g} F"]) / 2, atol=1e-4)
     md = (tables / "table2.md").read_text()
-    assert md.count("\n") == 6 and "| st_unet | ✓ |" in md
+    assert md.count("\n") == 8 and "| st_unet | ✓ |" in md and "| frame_difference | ✓ |" in md
+    metrics = json.loads((tables / "table2.json").read_text())  # `dvc metrics show` reads this
+    assert set(metrics) == {"st_unet", "frame_difference", "temporal_residual", "empty"}
+    assert metrics["frame_difference"]["finetuned"]["all"]["J&F"] == pytest.approx(t2["All Videos J&F"][3], abs=1e-4)
+    # the outside localizer was trained (its two parameters moved) and reloads from its directory
+    from brokenvideos.models import load_pretrained
+
+    monkeypatch.syspath_prepend(str(localized))  # where the rules found the module: their working dir
+    before, after = (load_pretrained(localized / f"results/train/frame_difference/{c}") for c in ("initial", "final"))
+    assert type(after).__name__ == "FrameDifference" and before.scale.item() == 5.0
+    assert after.scale.item() != before.scale.item()
+    for name in ("st_unet", "frame_difference"):  # the rules' training logs read as plain text
+        log = (localized / f"results/train/{name}/train.log").read_text()
+        assert "\x1b[" not in log and "Failed to query Ray Train Controller" not in log
     assert "\\checkmark" in (tables / "table2.tex").read_text()
     for name in ("jf_by_category.md", "jf_by_generator.md", "figures/training_curves.png", "figures/overlays.png"):
         assert (tables / name).stat().st_size > 0, name

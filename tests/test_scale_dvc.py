@@ -11,15 +11,14 @@ import json
 import pytest
 import yaml
 
-from conftest import TINY_CONFIG
+from conftest import TINY_CONFIG, tiny_overrides, train_section
 from fixtures.scale.dvc_repo import dvc, make_project, ran_stages
-from test_train import TINY_TRAIN
 
 pytestmark = pytest.mark.slow
 
 DATA_PHASE = ["prompts", "generate", "annotate", "dataset"]
 TINY = {**copy.deepcopy(TINY_CONFIG),
-        "train": {**TINY_TRAIN, "overrides": {**TINY_TRAIN["overrides"], "epochs": 2}},
+        "train": train_section(overrides=tiny_overrides(epochs=2)),
         "evaluate": {"split": "val", "protocol": "mevis", "normal_target": "empty",
                      "baselines": ["temporal_residual", "empty"]}}
 
@@ -33,14 +32,14 @@ def project(tmp_path_factory):
 
 def test_repro_runs_each_stage_once_then_nothing(project):
     root = project["root"]
-    assert ran_stages(project["first"]) == [*DATA_PHASE, "train"]
+    assert ran_stages(project["first"]) == [*DATA_PHASE, "train@0"]  # one stage per localizer
     again = dvc(root, "repro", "train")
     assert ran_stages(again.stdout) == [], again.stdout
     assert "Data and pipelines are up to date" in again.stdout
     status = dvc(root, "status", "--with-deps", "train")
     assert "Data and pipelines are up to date" in status.stdout, status.stdout
     lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
-    assert set(lock) == {*DATA_PHASE, "train"}
+    assert set(lock) == {*DATA_PHASE, "train@0"}
 
 
 @pytest.fixture
@@ -97,8 +96,8 @@ def test_experiment_with_one_parameter_changed(project):
     git(root, "add", "-A")
     git(root, "commit", "-q", "--allow-empty", "-m", "baseline")
     # one training parameter: only `train` re-runs, the data phase is reused as it is
-    exp = dvc(root, "exp", "run", "-n", "three-epochs", "-S", "config.yaml:train.overrides.epochs=3", "train")
-    assert ran_stages(exp.stdout) == ["train"], exp.stdout
+    exp = dvc(root, "exp", "run", "-n", "three-epochs", "-S", "config.yaml:train.localizers.0.overrides.epochs=3", "train")
+    assert ran_stages(exp.stdout) == ["train@0"], exp.stdout
     for stage in DATA_PHASE:
         assert f"Stage '{stage}' didn't change, skipping" in exp.stdout
 
@@ -107,7 +106,7 @@ def test_experiment_with_one_parameter_changed(project):
     names = {e["name"]: e for e in exps}
     assert "three-epochs" in names, shown
     run = names["three-epochs"]["revs"][0]["data"]
-    assert run["params"]["config.yaml"]["data"]["train"]["overrides"]["epochs"] == 3
+    assert run["params"]["config.yaml"]["data"]["train"]["localizers"][0]["overrides"]["epochs"] == 3
     metrics = run["metrics"]["results/train/st_unet/metrics.json"]["data"]
     assert metrics["epochs"] == 3 and "loss" in metrics["final"]
     assert "results/dataset/stats.json" in run["metrics"]
@@ -139,4 +138,4 @@ def test_changed_parameter_reruns_only_what_depends_on_it(project):
     assert ran_stages(rerun.stdout) == ["dataset"], rerun.stdout
     # `train` now sees a new split: it is outdated, the stages before `dataset` are not
     after = dvc(root, "status", "--with-deps", "train").stdout
-    assert "train:" in after and "dataset:" not in after, after
+    assert "train@0:" in after and "dataset:" not in after, after

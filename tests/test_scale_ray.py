@@ -18,9 +18,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import run_pipeline, write_config
+from conftest import run_pipeline, tiny_overrides, train_section, write_config
 from fixtures.scale.procs import cli_cmd, cli_env, is_loopback, listening, ray_workers, tree
-from test_train import TINY_TRAIN
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +29,7 @@ EPOCHS = 16  # room after the second checkpoint: the kill must land while traini
 @pytest.fixture(scope="module")
 def killed_training(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("ray_private")
-    train = {**TINY_TRAIN, "overrides": {**TINY_TRAIN["overrides"], "epochs": EPOCHS}, "max_failures": 1}
+    train = train_section(overrides=tiny_overrides(epochs=EPOCHS), max_failures=1)
     config = write_config(workdir, train=train)
     run_pipeline(config)
     out = workdir / "results/train/st_unet"

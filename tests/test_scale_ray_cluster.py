@@ -18,9 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import run_pipeline, write_config
+from conftest import TINY_RUN, run_pipeline, tiny_overrides, train_section, write_config
 from fixtures.scale.procs import PYTHON, cli_cmd, cli_env, ray_workers, run, tree
-from test_train import TINY_TRAIN
 
 pytestmark = pytest.mark.slow
 RAY = str(Path(PYTHON).parent / "ray")
@@ -91,8 +90,7 @@ def two_node_cluster():
 
 def test_training_places_both_workers_on_the_existing_cluster(two_node_cluster, tmp_path):
     cluster = two_node_cluster
-    train = {**TINY_TRAIN, "overrides": {**TINY_TRAIN["overrides"], "epochs": 2},
-             "ray": {**TINY_TRAIN["ray"], "address": cluster["address"]}}
+    train = train_section(overrides=tiny_overrides(epochs=2), ray={**TINY_RUN["ray"], "address": cluster["address"]})
     config = write_config(tmp_path, train=train)
     run_pipeline(config)
     seen: dict[str, set[int]] = {"node": set(), "head": set()}

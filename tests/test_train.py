@@ -15,12 +15,9 @@ from brokenvideos.errors import BrokenVideosError
 from brokenvideos.models.st_unet import SpatioTemporalUNet
 from brokenvideos.train.loop import epoch_order
 from brokenvideos.train.recipes import RECIPES, lr_factor, resolve_recipe
-from conftest import run_cli, run_pipeline
+from conftest import run_cli, run_pipeline, train_section
 
-TINY_TRAIN = {"name": "st_unet", "model": {"arch": "st_unet", "base_channels": 4, "depth": 2},
-              "recipe": "cpu_default", "overrides": {"epochs": 3, "batch_size": 2, "warmup_steps": 1},
-              "clip_len": 4, "crop": [32, 32], "ray": {"num_workers": 2, "use_gpu": False, "cpus_per_worker": 1},
-              "checkpoint": {"num_to_keep": 2}, "max_failures": 1}
+TINY_TRAIN = train_section()
 
 
 def test_paper_recipes_are_the_papers():
@@ -128,7 +125,7 @@ def _train(workdir, out, **train_overrides):
     import yaml
 
     cfg = yaml.safe_load((workdir / "config.yaml").read_text())
-    cfg["train"] = {**cfg["train"], **train_overrides}
+    cfg["train"] = train_section(**train_overrides)
     path = workdir / f"config-{out}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return run_cli(["train", "--config", path, "--out-dir", f"results/train/{out}"], cwd=workdir)
@@ -150,6 +147,11 @@ def test_ray_training_two_workers_end_to_end(tiny_dataset):
     torch.load(out / "final" / "model.pt", weights_only=True)
     meta = json.loads((out / "metrics.json").read_text())
     assert meta["epochs"] == 3 and meta["num_train_videos"] > 0
+    # the windows prediction and calibration use are the config's, saved beside the weights
+    from brokenvideos.models import load_inference_settings
+
+    for d in ("initial", "final"):
+        assert load_inference_settings(out / d) == {"clip_len": 4, "crop": [32, 32]}
 
     # Running the finished training again (snakemake --forcerun) trains again instead of resuming
     # at its last epoch: same seed, same curves.

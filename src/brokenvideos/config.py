@@ -1,4 +1,4 @@
-"""Load config.yaml and validate it against workflow/schemas/config.schema.yaml.
+"""Load config.yaml and validate it against the packaged schema (brokenvideos/schemas/config.schema.yaml).
 
 The same schema serves Snakemake's ``validate`` at start-up and every CLI step, so a bad value is
 caught before any work, with its key path and what was expected.
@@ -15,8 +15,10 @@ import yaml
 
 from brokenvideos.errors import BrokenVideosError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+from brokenvideos.resources import resource_path, resource_text
+
+SCHEMA = "schemas/config.schema.yaml"  # package data: the one owner of every default
+SCHEMA_PATH = resource_path(SCHEMA)
 
 
 class ConfigError(BrokenVideosError):
@@ -24,14 +26,14 @@ class ConfigError(BrokenVideosError):
 
 
 def load_schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    return yaml.safe_load(resource_text(SCHEMA))
 
 
 def _set_defaults(instance: dict, schema: dict) -> None:
     """Fill `default`s from the schema (as Snakemake's validate(set_default=True) does)."""
     for key, sub in schema.get("properties", {}).items():
         if "default" in sub and key not in instance:
-            instance[key] = sub["default"]
+            instance[key] = json.loads(json.dumps(sub["default"]))  # a copy: items get defaults too
         if isinstance(instance.get(key), dict):
             _set_defaults(instance[key], sub)
         if isinstance(instance.get(key), list) and isinstance(sub.get("items"), dict):
@@ -48,6 +50,28 @@ def with_defaults(config: dict, section: str):
     return value[section]
 
 
+SHARED_TRAIN_KEYS = ("ray", "checkpoint", "max_failures")
+
+
+def localizer_names(config: dict) -> list[str]:
+    return [e["name"] for e in with_defaults(config, "train")["localizers"]]
+
+
+def localizer_settings(config: dict, name: str | None = None) -> dict:
+    """One localizer's training settings: its ``train.localizers`` entry plus the shared run keys
+    (``ray``, ``checkpoint``, ``max_failures``), schema defaults filled in. ``name`` may be left
+    out when there is exactly one localizer."""
+    train = with_defaults(config, "train")
+    entries = {e["name"]: e for e in train["localizers"]}
+    if name is None:
+        if len(entries) != 1:
+            raise ConfigError(f"config: train.localizers has {len(entries)} entries {sorted(entries)}: name one")
+        name = next(iter(entries))
+    if name not in entries:
+        raise ConfigError(f"config: train.localizers: no localizer named {name!r}; known: {sorted(entries)}")
+    return {**entries[name], **{k: train[k] for k in SHARED_TRAIN_KEYS}}
+
+
 def validate_config(config: dict, source: str = "config") -> dict:
     schema = load_schema()
     validator = jsonschema.Draft202012Validator(schema)
@@ -56,8 +80,8 @@ def validate_config(config: dict, source: str = "config") -> dict:
         err = errors[0]
         key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
         raise ConfigError(f"{source}: {key}: {err.message}")
-    _check_semantics(config, source)
     _set_defaults(config, schema)
+    _check_semantics(config, source)
     return config
 
 
@@ -69,6 +93,14 @@ def _check_semantics(config: dict, source: str) -> None:
     for i, b in enumerate(config["prompts"].get("region_buckets", [])):
         if b["min"] > b["max"]:
             raise ConfigError(f"{source}: prompts.region_buckets.{i}: min {b['min']} > max {b['max']}")
+    localizers = [e["name"] for e in config.get("train", {}).get("localizers", [])]
+    dup = {n for n in localizers if localizers.count(n) > 1}
+    if dup:
+        raise ConfigError(f"{source}: train.localizers: duplicate names {sorted(dup)}")
+    # A localizer's rows and a baseline's share Table 2's Method column and results/metrics/<name>/.
+    clash = set(localizers) & set(config.get("evaluate", {}).get("baselines", []))
+    if clash:
+        raise ConfigError(f"{source}: train.localizers: {sorted(clash)} also named in evaluate.baselines")
 
 
 def load_config(path) -> dict:

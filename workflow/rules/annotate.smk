@@ -1,10 +1,10 @@
 rule annotate_shard:
     input:
-        videos=f"{RESULTS}/videos/{{generator}}/shard-{{shard}}.parquet",
+        videos=str(P.shard_manifest("{generator}", "{shard}")),
     output:
-        manifest=f"{RESULTS}/annotations/{{generator}}/shard-{{shard}}.parquet",
+        manifest=str(P.annotation_manifest("{generator}", "{shard}")),
     log:
-        f"{RESULTS}/annotations/{{generator}}/shard-{{shard}}.log",
+        str(P.annotation_log("{generator}", "{shard}")),
     params:
         bv=BV,
         digest=section_digest("annotate"),
@@ -20,22 +20,22 @@ rule annotate_shard:
 
 rule annotate_all:
     input:
-        shard_files("{results}/annotations/{generator}/shard-{shard}.parquet"),
+        shard_files(P.annotation_manifest),
 
 
 # Opt-in (`snakemake annotation_quality`): SAM2 masks from simulated clicks against the exact masks
 # of the synthetic generator, per click budget. Needs annotate.sam2 (config + checkpoint).
 rule annotation_quality:
     input:
-        videos=f"{RESULTS}/dataset/videos.parquet",
+        videos=str(P.videos_table),
     output:
-        table=f"{RESULTS}/annotation_quality/quality.csv",
-        figure=report(f"{RESULTS}/annotation_quality/quality.png", category="Annotation"),
+        table=str(P.annotation_quality_table),
+        figure=report(str(P.annotation_quality_figure), category="Annotation"),
     log:
-        f"{RESULTS}/annotation_quality/quality.log",
+        str(P.annotation_quality_log),
     params:
         bv=BV,
-        gt_root=f"{RESULTS}/generated_masks",
+        gt_root=str(P.generated_masks_root),
         clicks=" ".join(str(c) for c in config["annotate"].get("quality_clicks", [1, 2, 3, 5])),
     conda:
         "../../envs/annotate.yaml"

@@ -1,4 +1,4 @@
-# Shared wiring: the CLI entry point, the effective config file, and per-rule resources.
+# Shared wiring: the result paths, the CLI entry point, the effective config file, and per-rule resources.
 import hashlib
 import json
 import os
@@ -7,6 +7,15 @@ from pathlib import Path
 
 RESULTS = config["results"]
 SRC = str(Path(workflow.basedir) / "src")
+if SRC not in sys.path:
+    sys.path.insert(0, SRC)  # this checkout's package, not any other installed one
+
+from brokenvideos.paths import ResultPaths
+
+# Every path under the results root comes from P (src/brokenvideos/paths.py, shared with the CLI);
+# rules pass wildcard placeholders as names, e.g. P.shard_manifest("{generator}", "{shard}").
+P = ResultPaths(RESULTS)
+
 # The CLI runs from the workflow's own source tree, so a conda env from envs/ needs only
 # third-party packages. Under --use-conda `python` is the rule's env; otherwise the interpreter
 # running Snakemake (the project venv), whatever PATH says.
@@ -25,7 +34,7 @@ def _effective_config_path():
     """
     text = json.dumps(config, sort_keys=True, indent=1)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    path = Path(RESULTS) / ".config" / f"config-{digest}.json"
+    path = P.effective_config(digest)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -77,8 +86,9 @@ def rule_resources(name):
     return {key: res.get(key, {}).get(name, base[key]) for key in ("mem_mb", "runtime")}
 
 
-def shard_files(pattern):
-    return [pattern.format(results=RESULTS, generator=g, shard=k) for g, k in SHARDS]
+def shard_files(path_of):
+    """``path_of(generator, shard)`` (a ResultPaths method) for every shard of every generator."""
+    return [str(path_of(g, k)) for g, k in SHARDS]
 
 
 def ingest_options(entry):
@@ -92,23 +102,32 @@ def train_threads():
 
 
 # Defaults live in the schema (validate(set_default=True) in the Snakefile filled them in).
-LOCALIZER = config["train"]["name"]
+LOCALIZERS = [entry["name"] for entry in config["train"]["localizers"]]
 EVAL_BASELINES = config["evaluate"]["baselines"]
+SHARED_TRAIN = {k: v for k, v in config["train"].items() if k != "localizers"}
+
+
+def localizer_digest(wildcards):
+    """Re-run trigger of one localizer's training: its own entry, the shared run keys and the seed."""
+    (entry,) = [e for e in config["train"]["localizers"] if e["name"] == wildcards.model]
+    blob = json.dumps({"seed": config["seed"], "shared": SHARED_TRAIN, "entry": entry}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def table_entries():
     """(method, fine-tuned?, model, checkpoint) rows of Table 2, in the paper's order."""
-    rows = [(LOCALIZER, False, LOCALIZER, "initial"), (LOCALIZER, True, LOCALIZER, "final")]
+    rows = [(name, ft, name, ckpt) for name in LOCALIZERS for ft, ckpt in ((False, "initial"), (True, "final"))]
     rows += [(b, False, b, "none") for b in EVAL_BASELINES]
     return rows
 
 
-def table_entry_files(filename):
-    return [f"{RESULTS}/metrics/{m}/{c}/{filename}" for _, _, m, c in table_entries()]
+def table_entry_files(path_of):
+    """``path_of(model, checkpoint)`` (a ResultPaths method) for every row of Table 2."""
+    return [str(path_of(m, c)) for _, _, m, c in table_entries()]
 
 
 def table_entry_args():
-    return " ".join(f"--entry {method} {'yes' if ft else 'no'} {RESULTS}/metrics/{m}/{c}"
+    return " ".join(f"--entry {method} {'yes' if ft else 'no'} {P.metrics_dir(m, c)}"
                     for method, ft, m, c in table_entries())
 
 
@@ -116,7 +135,6 @@ def table_entry_args():
 DETECT = config.get("detect", {})
 DETECTORS = list(DETECT.get("detectors", {}))
 SORA = list(DETECT.get("sora", {}).get("classifiers", {}))
-DET = f"{RESULTS}/detect"
 
 
 def detect_threads():

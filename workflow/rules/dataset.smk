@@ -3,14 +3,14 @@ INGEST = {d["name"]: d for d in config["dataset"].get("ingest", [])}
 
 rule ingest:
     output:
-        f"{RESULTS}/ingest/{{name}}.parquet",
+        str(P.ingest_manifest("{name}")),
     log:
-        f"{RESULTS}/ingest/{{name}}.log",
+        str(P.ingest_log("{name}")),
     params:
         bv=BV,
         root=lambda wc: INGEST[wc.name]["root"],
         extra=lambda wc: ingest_options(INGEST[wc.name]),
-        results=lambda wc, output: Path(output[0]).parent.parent,
+        results=P.root,
     conda:
         "../../envs/pipeline.yaml"
     resources:
@@ -22,22 +22,22 @@ rule ingest:
 
 rule dataset:
     input:
-        videos=shard_files("{results}/videos/{generator}/shard-{shard}.parquet"),
-        annotations=shard_files("{results}/annotations/{generator}/shard-{shard}.parquet"),
-        ingested=expand(f"{RESULTS}/ingest/{{name}}.parquet", name=INGEST),
+        videos=shard_files(P.shard_manifest),
+        annotations=shard_files(P.annotation_manifest),
+        ingested=expand(str(P.ingest_manifest("{name}")), name=INGEST),
         prompts=rules.prompts.output[0],
     output:
-        videos=f"{RESULTS}/dataset/videos.parquet",
-        splits=f"{RESULTS}/dataset/splits.parquet",
-        stats=f"{RESULTS}/dataset/stats.json",
+        videos=str(P.videos_table),
+        splits=str(P.splits_table),
+        stats=str(P.dataset_stats),
         figures=report(
-            directory(f"{RESULTS}/dataset/figures"),
+            directory(str(P.dataset_figures)),
             patterns=["{name}.png"],
             caption="../report/dataset.rst",
             category="Dataset",
         ),
     log:
-        f"{RESULTS}/dataset/dataset.log",
+        str(P.dataset_log),
     params:
         bv=BV,
         digest=section_digest("seed", "dataset"),

@@ -1,14 +1,14 @@
 # Detection (He et al. 2024; Sora artifact labels): split → frame predictor (real videos only) →
 # frozen caches → train every detector (one Ray run) → evaluate per detector → Sora labels → tables.
-# DETECT, DETECTORS, SORA, DET and detect_threads() are in common.smk.
+# DETECT, DETECTORS, SORA and detect_threads() are in common.smk.
 
 rule detect_split:
     input:
         videos=rules.dataset.output.videos,
     output:
-        f"{DET}/splits.parquet",
+        str(P.detect_splits),
     log:
-        f"{DET}/split.log",
+        str(P.detect_split_log),
     params:
         bv=BV,
         digest=section_digest("seed", "detect"),
@@ -24,10 +24,10 @@ rule detect_predictor:
     input:
         splits=rules.detect_split.output[0],
     output:
-        model=f"{DET}/predictor/model/model.pt",
-        metrics=f"{DET}/predictor/metrics.json",
+        model=str(P.detect_predictor_weights),
+        metrics=str(P.detect_predictor_metrics),
     log:
-        f"{DET}/predictor/train.log",
+        str(P.detect_predictor_log),
     params:
         bv=BV,
         out_dir=lambda wc, output: Path(output.metrics).parent,
@@ -45,10 +45,10 @@ rule detect_encoder_features:
     input:
         splits=rules.detect_split.output[0],
     output:
-        features=f"{DET}/features/encoder.parquet",
-        meta=f"{DET}/features/encoder.json",
+        features=str(P.detect_features),
+        meta=str(P.detect_features_meta),
     log:
-        f"{DET}/features/encoder.log",
+        str(P.detect_features_log),
     params:
         bv=BV,
     conda:
@@ -66,10 +66,10 @@ rule detect_prediction_errors:
         splits=rules.detect_split.output[0],
         predictor=rules.detect_predictor.output.model,
     output:
-        errors=f"{DET}/features/errors.parquet",
-        meta=f"{DET}/features/errors.json",
+        errors=str(P.detect_errors),
+        meta=str(P.detect_errors_meta),
     log:
-        f"{DET}/features/errors.log",
+        str(P.detect_errors_log),
     params:
         bv=BV,
         predictor=lambda wc, input: Path(input.predictor).parent,
@@ -90,16 +90,16 @@ rule detect_train:
         features=rules.detect_encoder_features.output.features,
         errors=rules.detect_prediction_errors.output.errors,
     output:
-        metrics=expand(f"{DET}/models/{{name}}/metrics.json", name=DETECTORS),
-        sora=expand(f"{DET}/sora_models/{{name}}/config.json", name=SORA),
-        summary=f"{DET}/models/train.json",
+        metrics=expand(str(P.detect_model_metrics("{name}")), name=DETECTORS),
+        sora=expand(str(P.detect_sora_model_config("{name}")), name=SORA),
+        summary=str(P.detect_train_summary),
     log:
-        f"{DET}/models/train.log",
+        str(P.detect_train_log),
     params:
         bv=BV,
         predictor=lambda wc, input: Path(input.predictor).parent,
         models_dir=lambda wc, output: Path(output.summary).parent,
-        sora_dir=lambda wc, output: Path(output.summary).parents[1] / "sora_models",
+        sora_dir=P.detect_sora_models_dir,
     conda:
         "../../envs/detect.yaml"
     threads: detect_threads()
@@ -115,13 +115,13 @@ rule detect_train:
 rule detect_evaluate:
     input:
         splits=rules.detect_split.output[0],
-        models=f"{DET}/models/{{name}}/metrics.json",
+        models=str(P.detect_model_metrics("{name}")),
         features=rules.detect_encoder_features.output.features,
         errors=rules.detect_prediction_errors.output.errors,
     output:
-        f"{DET}/eval/{{name}}/timing.json",
+        str(P.detect_timing("{name}")),
     log:
-        f"{DET}/eval/{{name}}/evaluate.log",
+        str(P.detect_eval_log("{name}")),
     wildcard_constraints:
         name="|".join(DETECTORS) or "NONE",
     params:
@@ -142,12 +142,12 @@ rule detect_evaluate:
 rule detect_sora:
     input:
         splits=rules.detect_split.output[0],
-        model=f"{DET}/sora_models/{{name}}/config.json",
+        model=str(P.detect_sora_model_config("{name}")),
         features=rules.detect_encoder_features.output.features,
     output:
-        f"{DET}/sora/{{name}}/metrics.json",
+        str(P.detect_sora_metrics("{name}")),
     log:
-        f"{DET}/sora/{{name}}/evaluate.log",
+        str(P.detect_sora_log("{name}")),
     params:
         bv=BV,
         model=lambda wc, input: Path(input.model).parent,
@@ -164,25 +164,25 @@ rule detect_sora:
 
 rule detect_tables:
     input:
-        evals=expand(f"{DET}/eval/{{name}}/timing.json", name=DETECTORS),
-        sora=expand(f"{DET}/sora/{{name}}/metrics.json", name=SORA),
+        evals=expand(str(P.detect_timing("{name}")), name=DETECTORS),
+        sora=expand(str(P.detect_sora_metrics("{name}")), name=SORA),
     output:
-        table1=f"{DET}/tables/detect_table1.md",
-        table1_csv=f"{DET}/tables/detect_table1.csv",
-        table1_tex=f"{DET}/tables/detect_table1.tex",
-        table3=f"{DET}/tables/detect_table3.md",
-        table3_csv=f"{DET}/tables/detect_table3.csv",
-        table3_tex=f"{DET}/tables/detect_table3.tex",
-        sora=f"{DET}/tables/sora_labels.md",
-        sora_csv=f"{DET}/tables/sora_labels.csv",
-        sora_tex=f"{DET}/tables/sora_labels.tex",
+        table1=f"{P.detect_table('detect_table1')}.md",
+        table1_csv=f"{P.detect_table('detect_table1')}.csv",
+        table1_tex=f"{P.detect_table('detect_table1')}.tex",
+        table3=f"{P.detect_table('detect_table3')}.md",
+        table3_csv=f"{P.detect_table('detect_table3')}.csv",
+        table3_tex=f"{P.detect_table('detect_table3')}.tex",
+        sora=f"{P.detect_table('sora_labels')}.md",
+        sora_csv=f"{P.detect_table('sora_labels')}.csv",
+        sora_tex=f"{P.detect_table('sora_labels')}.tex",
     log:
-        f"{DET}/tables/detect_tables.log",
+        str(P.detect_tables_log),
     params:
         bv=BV,
         out_dir=lambda wc, output: Path(output.table1).parent,
-        eval_root=lambda wc, input: Path(input.evals[0]).parents[1],
-        sora_root=lambda wc, input: Path(input.sora[0]).parents[1] if input.sora else f"{DET}/sora",
+        eval_root=P.detect_eval_root,
+        sora_root=P.detect_sora_root,
     conda:
         "../../envs/detect.yaml"
     resources:
@@ -199,5 +199,5 @@ rule detect_all:
 
 rule detect_evaluate_all:
     input:
-        expand(f"{DET}/eval/{{name}}/timing.json", name=DETECTORS),
-        expand(f"{DET}/sora/{{name}}/metrics.json", name=SORA),
+        expand(str(P.detect_timing("{name}")), name=DETECTORS),
+        expand(str(P.detect_sora_metrics("{name}")), name=SORA),

@@ -2,9 +2,9 @@ rule generate_shard:
     input:
         prompts=rules.prompts.output[0],
     output:
-        manifest=f"{RESULTS}/videos/{{generator}}/shard-{{shard}}.parquet",
+        manifest=str(P.shard_manifest("{generator}", "{shard}")),
     log:
-        f"{RESULTS}/videos/{{generator}}/shard-{{shard}}.log",
+        str(P.shard_log("{generator}", "{shard}")),
     params:
         bv=BV,
         digest=lambda wc: section_digest("seed", "video") + json.dumps(GENERATORS[wc.generator], sort_keys=True),
@@ -21,4 +21,4 @@ rule generate_shard:
 
 rule generate_all:
     input:
-        shard_files("{results}/videos/{generator}/shard-{shard}.parquet"),
+        shard_files(P.shard_manifest),

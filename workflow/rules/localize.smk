@@ -7,15 +7,17 @@ rule train_localizer:
         videos=rules.dataset.output.videos,
         splits=rules.dataset.output.splits,
     output:
-        initial=f"{RESULTS}/train/{{model}}/initial/model.pt",
-        final=f"{RESULTS}/train/{{model}}/final/model.pt",
-        curves=f"{RESULTS}/train/{{model}}/metrics.csv",
-        metrics=f"{RESULTS}/train/{{model}}/metrics.json",
+        initial=str(P.train_weights("{model}", "initial")),
+        final=str(P.train_weights("{model}", "final")),
+        curves=str(P.train_curves("{model}")),
+        metrics=str(P.train_metrics("{model}")),
     log:
-        f"{RESULTS}/train/{{model}}/train.log",
+        str(P.train_log("{model}")),
+    wildcard_constraints:
+        model="|".join(LOCALIZERS),
     params:
         bv=BV,
-        digest=section_digest("seed", "train"),
+        digest=localizer_digest,
         out_dir=lambda wc, output: Path(output.metrics).parent,
     conda:
         "../../envs/train.yaml"
@@ -24,19 +26,20 @@ rule train_localizer:
         gpu=gpus_for("train"),
         **rule_resources("train_localizer"),
     shell:
-        "{params.bv} train --config $BROKENVIDEOS_CONFIG --videos {input.videos} --splits {input.splits} "
-        "--out-dir {params.out_dir} > {log} 2>&1"
+        "{params.bv} train --config $BROKENVIDEOS_CONFIG --localizer {wildcards.model} --videos {input.videos} "
+        "--splits {input.splits} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule predict_localizer:
     input:
-        weights=f"{RESULTS}/train/{{model}}/{{checkpoint}}/model.pt",
+        weights=str(P.train_weights("{model}", "{checkpoint}")),
         splits=rules.dataset.output.splits,
     output:
-        f"{RESULTS}/predictions/{{model}}/{{checkpoint}}/predictions.parquet",
+        str(P.predictions_table("{model}", "{checkpoint}")),
     log:
-        f"{RESULTS}/predictions/{{model}}/{{checkpoint}}/predict.log",
+        str(P.predict_log("{model}", "{checkpoint}")),
     wildcard_constraints:
+        model="|".join(LOCALIZERS),
         checkpoint="initial|final",
     params:
         bv=BV,
@@ -57,9 +60,9 @@ rule predict_baseline:
     input:
         splits=rules.dataset.output.splits,
     output:
-        f"{RESULTS}/predictions/{{baseline}}/none/predictions.parquet",
+        str(P.predictions_table("{baseline}", "none")),
     log:
-        f"{RESULTS}/predictions/{{baseline}}/none/predict.log",
+        str(P.predict_log("{baseline}", "none")),
     wildcard_constraints:
         baseline="|".join(EVAL_BASELINES),
     params:
@@ -77,12 +80,12 @@ rule predict_baseline:
 
 rule evaluate_predictions:
     input:
-        predictions=f"{RESULTS}/predictions/{{model}}/{{checkpoint}}/predictions.parquet",
+        predictions=str(P.predictions_table("{model}", "{checkpoint}")),
     output:
-        per_video=f"{RESULTS}/metrics/{{model}}/{{checkpoint}}/per_video.parquet",
-        summary=f"{RESULTS}/metrics/{{model}}/{{checkpoint}}/summary.json",
+        per_video=str(P.per_video_metrics("{model}", "{checkpoint}")),
+        summary=str(P.metrics_summary("{model}", "{checkpoint}")),
     log:
-        f"{RESULTS}/metrics/{{model}}/{{checkpoint}}/evaluate.log",
+        str(P.evaluate_log("{model}", "{checkpoint}")),
     params:
         bv=BV,
         digest=section_digest("evaluate"),
@@ -100,34 +103,36 @@ rule evaluate_predictions:
 
 rule tables:
     input:
-        summaries=table_entry_files("summary.json"),
-        curves=f"{RESULTS}/train/{LOCALIZER}/metrics.csv",
-        final=f"{RESULTS}/predictions/{LOCALIZER}/final/predictions.parquet",
+        summaries=table_entry_files(P.metrics_summary),
+        curves=expand(str(P.train_curves("{model}")), model=LOCALIZERS),
+        final=expand(str(P.predictions_table("{model}", "final")), model=LOCALIZERS),
     output:
-        table2=report(f"{RESULTS}/tables/table2.md", caption="../report/table2.rst", category="Localization"),
-        csv=f"{RESULTS}/tables/table2.csv",
-        tex=f"{RESULTS}/tables/table2.tex",
-        by_category=f"{RESULTS}/tables/jf_by_category.md",
-        by_generator=f"{RESULTS}/tables/jf_by_generator.md",
-        curves=report(f"{RESULTS}/tables/figures/training_curves.png", category="Localization"),
-        overlays=report(f"{RESULTS}/tables/figures/overlays.png", category="Localization"),
+        table2=report(f"{P.table('table2')}.md", caption="../report/table2.rst", category="Localization"),
+        csv=f"{P.table('table2')}.csv",
+        json=f"{P.table('table2')}.json",
+        tex=f"{P.table('table2')}.tex",
+        by_category=f"{P.table('jf_by_category')}.md",
+        by_generator=f"{P.table('jf_by_generator')}.md",
+        curves=report(str(P.table_figure("training_curves")), category="Localization"),
+        overlays=report(str(P.table_figure("overlays")), category="Localization"),
     log:
-        f"{RESULTS}/tables/tables.log",
+        str(P.tables_log),
     params:
         bv=BV,
         split=EVAL_SPLIT,
         entries=table_entry_args(),
-        overlay_pred=lambda wc, input: Path(input.final).parent,
+        curves=lambda wc, input: " ".join(f"--curves {m} {c}" for m, c in zip(LOCALIZERS, input.curves)),
+        overlays=lambda wc, input: " ".join(f"--overlay-pred {m} {Path(p).parent}" for m, p in zip(LOCALIZERS, input.final)),
         out_dir=lambda wc, output: Path(output.table2).parent,
     conda:
         "../../envs/train.yaml"
     resources:
         **rule_resources("tables"),
     shell:
-        "{params.bv} tables --config $BROKENVIDEOS_CONFIG {params.entries} --curves {input.curves} "
-        "--overlay-pred {params.overlay_pred} --split {params.split} --out-dir {params.out_dir} > {log} 2>&1"
+        "{params.bv} tables --config $BROKENVIDEOS_CONFIG {params.entries} {params.curves} {params.overlays} "
+        "--split {params.split} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule localize_all:
     input:
-        table_entry_files("summary.json"),
+        table_entry_files(P.metrics_summary),

@@ -1,8 +1,8 @@
 rule prompts:
     output:
-        f"{RESULTS}/prompts/prompts.parquet",
+        str(P.prompts),
     log:
-        f"{RESULTS}/prompts/prompts.log",
+        str(P.prompts_log),
     params:
         bv=BV,
         digest=section_digest("seed", "prompts"),

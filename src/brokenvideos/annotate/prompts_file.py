@@ -4,7 +4,7 @@ The BrokenVideos SAM2-GUI records positive/negative clicks per instance, propaga
 frame by frame. Storing those interactions in a versioned JSON file (rather than only their
 resulting masks) makes an annotation reproducible: the same file and checkpoint give the same
 masks, and a better model can re-run the same human effort. The format is
-``workflow/schemas/annotation_prompts.schema.json``; an example::
+``brokenvideos/schemas/annotation_prompts.schema.json``; an example::
 
     {"version": 1,
      "videos": {"synthetic-upsampler-p0007": {"instances": {
@@ -27,11 +27,11 @@ from pathlib import Path
 
 import jsonschema
 
-from brokenvideos.config import REPO_ROOT
 from brokenvideos.errors import InputError
 from brokenvideos.io.atomic import write_json
+from brokenvideos.resources import resource_text
 
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "annotation_prompts.schema.json"
+SCHEMA = "schemas/annotation_prompts.schema.json"  # package data
 FORMAT_VERSION = 1
 
 
@@ -100,7 +100,7 @@ def prompt_path(video_id: str, instance_id: int, index: int, *rest) -> str:
 
 
 def load_schema() -> dict:
-    return json.loads(SCHEMA_PATH.read_text())
+    return json.loads(resource_text(SCHEMA))
 
 
 def load_prompts(path) -> PromptsFile:

@@ -53,7 +53,7 @@ def _read_videos(rows, clip_len: int):
 
 
 def encoder_features(rows, spec: str, input_size, out_path, batch_size: int = 32) -> dict:
-    from brokenvideos.detect.backbones import FrozenImageEncoder
+    from brokenvideos.models.backbones import FrozenImageEncoder
 
     encoder = FrozenImageEncoder(spec, input_size)  # fails at once, before any video, if missing
     ids, frames_idx, feats, n_frames, t0 = [], [], [], 0, time.perf_counter()

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from brokenvideos.detect.backbones import Backbone2d
+from brokenvideos.models.backbones import Backbone2d
 from brokenvideos.detect.base import Detector, check, register_to_config
 
 

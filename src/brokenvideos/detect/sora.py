@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from brokenvideos.detect.backbones import Backbone2d, FrozenImageEncoder
+from brokenvideos.models.backbones import Backbone2d, FrozenImageEncoder
 from brokenvideos.detect.base import Configurable, check, register_to_config
 from brokenvideos.detect.metrics import f1
 from brokenvideos.io.masks import read_video_masks

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from brokenvideos.detect.backbones import DEFAULT_ENCODER, TINY, Backbone2d, FrozenImageEncoder
+from brokenvideos.models.backbones import DEFAULT_ENCODER, TINY, Backbone2d, FrozenImageEncoder
 from brokenvideos.detect.base import Detector, check, register_to_config
 from brokenvideos.detect.cache import predictor_digest
 from brokenvideos.detect.predictor import FramePredictor

@@ -16,7 +16,7 @@ Design choices, and why:
   regeneration needs the recorded ``batch_len``; different batch sizes agree to ±1 grey level.
 * A failure belongs to one video. If a batch fails (typically CUDA out-of-memory) its prompts are
   retried one by one and only the video that still fails is returned as an Exception.
-* Generator entries may name a ``preset:`` from config/diffusers_presets.yaml (the model cards'
+* Generator entries may name a ``preset:`` from brokenvideos/presets/diffusers_presets.yaml (the model cards'
   recommended settings); the entry's own keys override it (``resolve_preset``).
 """
 
@@ -31,13 +31,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from brokenvideos.config import REPO_ROOT
 from brokenvideos.errors import BrokenVideosError
 from brokenvideos.generators.base import GeneratedVideo, VideoGenerator
+from brokenvideos.resources import resource_path
 
 log = logging.getLogger(__name__)
 
-PRESETS_PATH = REPO_ROOT / "config" / "diffusers_presets.yaml"
+PRESETS_PATH = resource_path("presets/diffusers_presets.yaml")  # package data
 DTYPES = ("float32", "float16", "bfloat16")
 MEMORY_KEYS = ("cpu_offload", "vae_tiling", "vae_slicing")
 # Keys whose mapping values merge key by key with a preset's (all other keys replace the preset's value).

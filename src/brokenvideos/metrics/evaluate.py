@@ -22,7 +22,8 @@ from brokenvideos.errors import BrokenVideosError, InputError
 from brokenvideos.io.atomic import write_json
 from brokenvideos.io.masks import read_video_masks
 from brokenvideos.io.tables import write_table
-from brokenvideos.metrics.jf import PROTOCOLS, evaluate_video
+from brokenvideos.metrics.jf import evaluate_video
+from brokenvideos.metrics.protocols import PROTOCOLS
 from brokenvideos.paths import ResultPaths
 from brokenvideos.prompts.taxonomy import category_of
 from brokenvideos.dataset.splits import split_videos
@@ -40,7 +41,7 @@ def score_video(gt: np.ndarray, pred: np.ndarray, label: str, protocol: str, nor
 
 def evaluate_split(cfg: dict, pred_dir, split: str, protocol: str, normal_target: str) -> pd.DataFrame:
     if protocol not in PROTOCOLS or normal_target not in NORMAL_TARGETS:
-        raise BrokenVideosError(f"evaluate: protocol must be one of {PROTOCOLS} and normal_target one of {NORMAL_TARGETS}")
+        raise BrokenVideosError(f"evaluate: protocol must be one of {list(PROTOCOLS)} and normal_target one of {NORMAL_TARGETS}")
     paths = ResultPaths(cfg["results"])
     rows = split_videos(paths.videos_table, paths.splits_table, split)
     pred_dir = Path(pred_dir)
@@ -73,7 +74,7 @@ def add_arguments(p) -> None:
     p.add_argument("--config", required=True)
     p.add_argument("--pred-dir", required=True)
     p.add_argument("--split", default="val")
-    p.add_argument("--protocol", choices=PROTOCOLS)
+    p.add_argument("--protocol", choices=list(PROTOCOLS))
     p.add_argument("--normal-target", choices=NORMAL_TARGETS)
     p.add_argument("--out-dir", required=True, help="writes per_video.parquet and summary.json")
 

@@ -20,7 +20,8 @@ import numpy as np
 from brokenvideos.errors import InputError
 from brokenvideos.io.atomic import write_text
 from brokenvideos.io.masks import frame_name, read_mask, read_video_masks
-from brokenvideos.metrics.jf import PROTOCOLS, evaluate_video
+from brokenvideos.metrics.jf import evaluate_video
+from brokenvideos.metrics.protocols import PROTOCOLS, protocol as protocol_spec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +35,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--gt", required=True, type=Path, help="ground-truth masks: GT_DIR/<video>/<frame>.png")
     parser.add_argument("--pred", required=True, type=Path, help="predicted masks, same layout")
     parser.add_argument("--out", required=True, type=Path, help="per-object CSV: video, object, J, F, JF")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="mevis",
+    parser.add_argument("--protocol", choices=list(PROTOCOLS), default="mevis",
                         help="mevis: one object per video, the union of its instances (default); "
                              "davis: one object per GT instance id")
     parser.add_argument("--skip-first-last", action="store_true",
@@ -68,8 +69,7 @@ def evaluate_dirs(gt_dir, pred_dir, video_ids=None, protocol: str = "mevis",
     import pandas as pd  # not at the top: spawned workers import this module and need no pandas (~0.8 s)
 
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+    protocol_spec(protocol)  # an unknown name fails before any video is read
     if video_ids is None:
         video_ids = _video_ids(gt_dir)
     for video in video_ids:  # fail before any work is done

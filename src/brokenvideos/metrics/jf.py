@@ -20,8 +20,10 @@ from collections import defaultdict
 import cv2
 import numpy as np
 
+from brokenvideos.metrics.protocols import protocol as protocol_spec
+
 BOUND_TH = 0.008  # DAVIS 2017 boundary tolerance, a fraction of the image diagonal (f_measure default)
-PROTOCOLS = ("mevis", "davis")
+VOID = 255  # DAVIS's void label in ground-truth masks: "don't care" pixels, never an object
 # Empty pixels a cut must remove to pay for the extra block's fixed cost (~50 µs of numpy calls,
 # what the dilation spends on several thousand pixels); tuned on speckled predictions.
 MIN_SPLIT_AREA = 8192
@@ -106,23 +108,27 @@ def evaluate_video(
 ) -> list[dict]:
     """J, F and J&F per object of one video, each the mean over its frames.
 
-    ``gt_vol`` and ``pred_vol`` are T×H×W uint8 index masks (0 = background, k = instance k).
+    ``gt_vol`` and ``pred_vol`` are T×H×W uint8 index masks (0 = background, k = instance k;
+    255 in the GT = void: those pixels are removed from both masks before J and F, as DAVIS's
+    ``db_eval_iou``/``db_eval_boundary`` do with their ``void_pixels``).
     ``mevis``: the video is one object (numbered 1), the union of its instances, so an instance
     found under another id still counts. ``davis``: every instance id present in the GT is an
     object, matched to the same id in the prediction; ids only in the prediction are ignored.
     Every frame counts unless ``skip_first_last`` drops the first and last frames, as DAVIS
     semi-supervised evaluation does (the first frame's mask is given to the method there).
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+    by_instance = protocol_spec(protocol).by_instance
     gt_vol, pred_vol = _check_volumes(gt_vol, pred_vol)
+    void = gt_vol == VOID
+    if void.any():  # DAVIS: void pixels count in neither J nor F, for any object, GT or prediction
+        gt_vol, pred_vol = np.where(void, 0, gt_vol).astype(gt_vol.dtype), np.where(void, 0, pred_vol).astype(pred_vol.dtype)
     if skip_first_last:
         if len(gt_vol) < 3:
             raise ValueError(f"skip_first_last needs at least 3 frames, got {len(gt_vol)}")
         gt_vol, pred_vol = gt_vol[1:-1], pred_vol[1:-1]
-    counts, gt_ids = _counts_per_object(gt_vol, pred_vol, BOUND_TH, by_id=protocol == "davis")
-    # mevis: the union of the instances, under the key None, is object 1
-    objects = {1: None} if protocol == "mevis" else {k: k for k in sorted(gt_ids)}
+    counts, gt_ids = _counts_per_object(gt_vol, pred_vol, BOUND_TH, by_id=by_instance)
+    # not by instance: the union of the instances, under the key None, is object 1
+    objects = {k: k for k in sorted(gt_ids)} if by_instance else {1: None}
     results = []
     for obj, key in objects.items():
         j, f = (float(v.mean()) for v in _jf_from_counts(counts[key]))

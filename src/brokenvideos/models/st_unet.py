@@ -7,22 +7,16 @@ faster on a CPU (measured in the README): ``global_context`` also shows every fr
 from the clip's temporal mean, so a subject that looks as it does in every other frame reads as
 normal; ``patch_size`` folds p×p pixels into channels (space-to-depth, lossless) so the U-Net runs
 at 1/p resolution and the logits are unfolded back to full resolution. Config-serialisable like a
-diffusers component: ``save_pretrained(dir)`` / ``from_pretrained(dir)``, weights loaded with
-``weights_only=True``.
+diffusers component (``Localizer``: ``save_pretrained(dir)`` / ``from_pretrained(dir)``).
 """
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from brokenvideos.models import CONFIG_NAME
-
-WEIGHTS_NAME = "model.pt"
+from brokenvideos.models.base import Localizer
 
 
 class TemporalBlock(nn.Module):
@@ -55,7 +49,7 @@ class TemporalBlock(nn.Module):
         return x + self.temporal(stacked)
 
 
-class SpatioTemporalUNet(nn.Module):
+class SpatioTemporalUNet(Localizer):
     def __init__(self, base_channels: int = 16, depth: int = 3, use_frame_diff: bool = True,
                  patch_size: int = 1, global_context: bool = False):
         super().__init__()
@@ -99,21 +93,3 @@ class SpatioTemporalUNet(nn.Module):
         if p > 1:
             logits = F.pixel_shuffle(logits, p)[..., :h, :w]
         return logits.reshape(b, t, h, w)
-
-    def save_pretrained(self, directory) -> None:
-        from brokenvideos.io.atomic import atomic_path, write_json
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        with atomic_path(directory / WEIGHTS_NAME) as tmp:
-            torch.save(self.state_dict(), tmp)
-        write_json(directory / CONFIG_NAME, self.config)
-
-    @classmethod
-    def from_pretrained(cls, directory, map_location="cpu") -> "SpatioTemporalUNet":
-        directory = Path(directory)
-        cfg = json.loads((directory / CONFIG_NAME).read_text())
-        cfg.pop("arch", None)
-        model = cls(**cfg)
-        model.load_state_dict(torch.load(directory / WEIGHTS_NAME, map_location=map_location, weights_only=True))
-        return model

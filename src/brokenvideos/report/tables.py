@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from brokenvideos.config import load_config
-from brokenvideos.io.atomic import atomic_path, write_text
+from brokenvideos.io.atomic import atomic_path, write_json, write_text
 from brokenvideos.io.tables import read_table
 from brokenvideos.paths import ResultPaths
 from brokenvideos.report.figures import overlays, training_curves
@@ -31,6 +31,16 @@ def table2(entries: list[tuple[str, bool, Path]]) -> pd.DataFrame:
                 row[f"{title} {metric}"] = summary[group][metric]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def table2_metrics(entries) -> dict:
+    """Table 2 as DVC metrics: {method: {finetuned | not_finetuned: {broken|normal|all: {J, F, J&F}}}}."""
+    out: dict = {}
+    for method, finetuned, metrics_dir in entries:
+        summary = json.loads((Path(metrics_dir) / "summary.json").read_text())
+        out.setdefault(method, {})["finetuned" if finetuned else "not_finetuned"] = {
+            group: {m: summary[group][m] for m in ("J", "F", "J&F")} for group in GROUP_TITLES}
+    return out
 
 
 def breakdown(entries, by: str) -> pd.DataFrame:
@@ -77,8 +87,10 @@ def add_arguments(p) -> None:
     p.add_argument("--config", required=True)
     p.add_argument("--entry", nargs=3, action="append", required=True, metavar=("METHOD", "FINETUNED", "METRICS_DIR"),
                    help="e.g. st_unet yes results/metrics/st_unet/final (repeatable, in table order)")
-    p.add_argument("--curves", help="metrics.csv of a training run")
-    p.add_argument("--overlay-pred", help="prediction dir for the overlay figure")
+    p.add_argument("--curves", nargs=2, action="append", default=[], metavar=("NAME", "METRICS_CSV"),
+                   help="a localizer's training curves (repeatable)")
+    p.add_argument("--overlay-pred", nargs=2, action="append", default=[], metavar=("NAME", "PRED_DIR"),
+                   help="a localizer's predictions for the overlay figure (repeatable)")
     p.add_argument("--split", default="val")
     p.add_argument("--out-dir", required=True)
 
@@ -89,15 +101,16 @@ def run(args) -> int:
     out = Path(args.out_dir)
     t2 = table2(entries)
     write_table_files(t2, out / "table2", "Localization on the validation split (BrokenVideos Table 2 layout).")
+    write_json(out / "table2.json", table2_metrics(entries))
     write_table_files(breakdown(entries, "category"), out / "jf_by_category", "J\\&F by artifact category.")
     write_table_files(breakdown(entries, "generator"), out / "jf_by_generator", "J\\&F by generator.")
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     if args.curves:
-        training_curves(args.curves, figures / "training_curves.png")
+        training_curves(dict(args.curves), figures / "training_curves.png")
     if args.overlay_pred:
         paths = ResultPaths(cfg["results"])
-        overlays(split_videos(paths.videos_table, paths.splits_table, args.split), args.overlay_pred,
+        overlays(split_videos(paths.videos_table, paths.splits_table, args.split), dict(args.overlay_pred),
                  figures / "overlays.png")
     print(to_markdown(t2), end="")
     return 0

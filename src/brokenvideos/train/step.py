@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from brokenvideos.config import config_digest, load_config, with_defaults
+from brokenvideos.config import config_digest, load_config, localizer_settings
 from brokenvideos.errors import BrokenVideosError
 from brokenvideos.io.atomic import atomic_path, write_json
 from brokenvideos.models import save_inference_settings
@@ -31,9 +31,10 @@ from brokenvideos.train.recipes import resolve_recipe
 log = logging.getLogger(__name__)
 COMPLETED = "COMPLETED"  # marks a Ray run whose weights were exported; only unmarked runs resume
 
-def train_settings(cfg: dict) -> dict:
-    """The `train` section with the schema's defaults filled in (the schema is their one owner)."""
-    return with_defaults(cfg, "train")
+def train_settings(cfg: dict, name: str | None = None) -> dict:
+    """One localizer's settings (its ``train.localizers`` entry and the shared run keys), with the
+    schema's defaults filled in (the schema is their one owner)."""
+    return localizer_settings(cfg, name)
 
 
 def _quiet_state_api_poller() -> None:
@@ -80,12 +81,12 @@ def ensure_ray(ray_cfg: dict):
             ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
-def train(cfg: dict, out_dir, videos_path=None, splits_path=None) -> pd.DataFrame:
+def train(cfg: dict, out_dir, videos_path=None, splits_path=None, name: str | None = None) -> pd.DataFrame:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchTrainer
 
     paths = ResultPaths(cfg["results"])
-    settings = train_settings(cfg)
+    settings = train_settings(cfg, name)
     ray_cfg = settings["ray"]
     recipe = resolve_recipe(settings, ray_cfg["num_workers"])
     videos_path, splits_path = videos_path or paths.videos_table, splits_path or paths.splits_table
@@ -169,6 +170,7 @@ def calibrate_operating_point(model, rows: list[dict], clip_len: int, seed: int,
 
 def add_arguments(p) -> None:
     p.add_argument("--config", required=True)
+    p.add_argument("--localizer", help="which train.localizers entry (default: the only one)")
     p.add_argument("--out-dir", required=True, help="e.g. results/train/st_unet")
     p.add_argument("--videos", help="default: <results>/dataset/videos.parquet")
     p.add_argument("--splits", help="default: <results>/dataset/splits.parquet")
@@ -177,5 +179,5 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     cfg = load_config(args.config)
-    train(cfg, args.out_dir, args.videos, args.splits)
+    train(cfg, args.out_dir, args.videos, args.splits, args.localizer)
     return 0

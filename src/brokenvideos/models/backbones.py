@@ -1,4 +1,5 @@
-"""Image backbones without the hub: frozen pre-trained encoders and trainable 2-D CNNs.
+"""Image backbones without the hub: frozen pre-trained encoders and trainable 2-D CNNs, shared by
+the localizers here (``lite0_unet``) and the detectors above (``detect/``).
 
 Encoder specs (strings, so configs stay plain YAML):
 
@@ -18,6 +19,7 @@ with one line naming it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from importlib.util import find_spec
 from pathlib import Path
@@ -118,6 +120,23 @@ def load_encoder(spec: str) -> tuple[nn.Module, str, tuple, tuple]:
     raise EncoderUnavailable(spec, "no such path, and not efficientnet_lite0, timm:<name>, hf:<id> or random:<name>")
 
 
+@contextlib.contextmanager
+def _hub_mode_from_env():
+    """huggingface_hub reads HF_HUB_OFFLINE once, when it is imported: if it was imported before
+    load_encoder set the variable (``import timm`` imports it, e.g. for a trainable timm backbone
+    built first), a missing model would be looked up online, retrying for tens of seconds before it
+    fails. Apply the variable's current value for the call, then put the module's value back."""
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    saved = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = value.upper() in {"1", "ON", "YES", "TRUE"}
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = saved
+
+
 def _timm_pretrained(spec: str, name: str, file: str | None):
     import timm
 
@@ -125,7 +144,8 @@ def _timm_pretrained(spec: str, name: str, file: str | None):
         raise EncoderUnavailable(spec, f"weights file {file} does not exist")
     try:
         overlay = {"file": file} if file else None
-        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
+        with _hub_mode_from_env():
+            model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
     except RuntimeError as exc:
         raise EncoderUnavailable(spec, str(exc).splitlines()[0]) from None
     except Exception as exc:  # offline hub misses: LocalEntryNotFoundError, OSError, ...
