@@ -106,18 +106,22 @@ def test_touching_io_makes_dvc_report_every_stage_that_imports_it(tmp_path):
             (root / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / f, root / f)
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    # Record a lock for this tree: placeholder outputs, then `dvc commit` hashes deps and outs.
-    stages = dvc_deps.yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    for stage in stages.values():
-        for key in ("outs", "metrics", "plots"):
-            for entry in stage.get(key, []):
-                out = root / (next(iter(entry)) if isinstance(entry, dict) else entry)
-                if out.suffix:
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    out.write_text("{}\n")
-                else:
-                    out.mkdir(parents=True, exist_ok=True)
-                    (out / "placeholder").write_text("x\n")
+    # Record a lock for this tree: placeholder outputs, then `dvc commit` hashes deps and outs. The
+    # stages as DVC resolves them (a foreach stage is one stage per localizer: train@0, ...).
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        resolved = {stage.name: [Path(o.fs_path) for o in stage.outs] for stage in repo.index.stages
+                    if hasattr(stage, "name")}  # dvc.yaml stages, not data.dvc
+    for outs in resolved.values():
+        for out in outs:
+            if out.suffix:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text("{}\n")
+            else:
+                out.mkdir(parents=True, exist_ok=True)
+                (out / "placeholder").write_text("x\n")
+    stages = sorted(resolved)
     dvc = Path(sys.executable).parent / "dvc"
     proc = subprocess.run([str(dvc), "commit", "-f", "-q", *stages], cwd=root, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -128,6 +132,6 @@ def test_touching_io_makes_dvc_report_every_stage_that_imports_it(tmp_path):
     after = _dvc_changed(root)
     newly = {s for s, deps in after.items() if "src/brokenvideos/io" in deps - before.get(s, set())}
     stages = set(stages)
-    expected = {s for s in stages if "src/brokenvideos/io" in dvc_deps.code_deps(s)}
+    expected = {s for s in stages if "src/brokenvideos/io" in dvc_deps.code_deps(s.split("@")[0])}
     assert expected == stages  # every step reads or writes through io/
     assert newly == expected

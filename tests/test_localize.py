@@ -80,6 +80,20 @@ def test_table2_in_the_papers_layout(localized, monkeypatch):
     shares = [np.mean([not m.any() for m in read_video_masks(localized / r.mask_dir, r.num_frames, (r.height, r.width))])
               for r in val.query("label == 'broken'").itertuples()]
     assert empty["Broken Videos J&F"] == pytest.approx(np.mean(shares), abs=1e-4)
+    # every row got its operating point the same way, on the train split (empty has nothing to choose)
+    for d in ("train/st_unet/initial", "train/st_unet/final", "predictions/temporal_residual/none",
+              "predictions/empty/none"):
+        post = json.loads((localized / "results" / d / "postprocess.json").read_text())
+        assert set(post) >= {"threshold", "min_area", "train_jf", "train_jf_by_label"}, d
+    # the frame-level table: predicting nothing scores 0 on artifact frames and never fires
+    frames = pd.read_csv(tables / "frames.csv").set_index("Method")
+    assert list(frames.index) == ["st_unet", "st_unet", "frame_difference", "frame_difference", "temporal_residual",
+                                  "empty"]
+    nothing = frames.loc["empty"]
+    assert (nothing["Artifact-frame J&F"], nothing["Frame recall"], nothing["False-positive rate (artifact-free frames)"]) \
+        == (0.0, 0.0, 0.0)
+    by_cat = pd.read_csv(tables / "frames_by_category.csv")
+    assert by_cat.scenes.sum() == val.query("label == 'broken'").prompt_id.nunique()
     # a second run does nothing
     again = run_snakemake(localized, "-j2", "tables")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -163,3 +177,19 @@ def test_temporal_residual_finds_flicker_far_above_chance():
     precision, chance = hits / flagged, gt_pixels / total
     assert np.mean(clean_rates) < 0.03
     assert precision > 0.35 and precision > 5 * chance, (precision, chance)
+
+
+def test_frame_scores_count_firing_per_frame_and_jf_on_artifact_frames_only():
+    from brokenvideos.metrics.evaluate import frame_scores
+
+    gt = np.zeros((4, 16, 16), np.uint8)
+    gt[1:3, 4:8, 4:8] = 1          # artifact on frames 1 and 2
+    gt[3, 0:2, 0:2] = 255          # void only on frame 3: not an artifact frame
+    pred = np.zeros_like(gt)
+    pred[1, 4:8, 4:8] = 1          # frame 1 exact
+    pred[3, 0:2, 0:2] = 1          # inside the void: not a firing
+    pred[0, 10:12, 10:12] = 1      # a false alarm on frame 0
+    got = frame_scores(gt, pred)
+    assert (got["frames_tp"], got["frames_fp"], got["frames_fn"], got["frames_tn"]) == (1, 1, 1, 1)
+    assert got["artifact_frames"] == 2 and got["JF_artifact"] == pytest.approx(0.5)  # 1 on frame 1, 0 on frame 2
+    assert np.isnan(frame_scores(np.zeros_like(gt), pred)["JF_artifact"])

@@ -136,7 +136,8 @@ def expected_files(cfg: dict) -> set[str]:
         files += [P.predictions_table(m, c), P.predict_log(m, c), P.per_video_metrics(m, c), P.metrics_summary(m, c),
                   P.evaluate_log(m, c)]
     files += [f"{P.table('table2')}.{ext}" for ext in ("md", "csv", "json", "tex")]
-    files += [f"{P.table('jf_by_category')}.md", f"{P.table('jf_by_generator')}.md",
+    files += [f"{P.table('jf_by_category')}.md", f"{P.table('jf_by_generator')}.md", f"{P.table('frames')}.md",
+              f"{P.table('frames_by_category')}.md",
               P.table_figure("training_curves"), P.table_figure("overlays"), P.tables_log]
     files += [P.detect_splits, P.detect_split_log, P.detect_predictor_weights, P.detect_predictor_metrics,
               P.detect_predictor_log, P.detect_features, P.detect_features_meta, P.detect_features_log,

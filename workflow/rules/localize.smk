@@ -113,6 +113,8 @@ rule tables:
         tex=f"{P.table('table2')}.tex",
         by_category=f"{P.table('jf_by_category')}.md",
         by_generator=f"{P.table('jf_by_generator')}.md",
+        frames=report(f"{P.table('frames')}.md", caption="../report/frames.rst", category="Localization"),
+        frames_by_category=f"{P.table('frames_by_category')}.md",
         curves=report(str(P.table_figure("training_curves")), category="Localization"),
         overlays=report(str(P.table_figure("overlays")), category="Localization"),
     log:

@@ -22,7 +22,7 @@ from brokenvideos.errors import BrokenVideosError, InputError
 from brokenvideos.io.atomic import write_json
 from brokenvideos.io.masks import read_video_masks
 from brokenvideos.io.tables import write_table
-from brokenvideos.metrics.jf import evaluate_video
+from brokenvideos.metrics.jf import VOID, evaluate_video, jf_per_frame
 from brokenvideos.metrics.protocols import PROTOCOLS
 from brokenvideos.paths import ResultPaths
 from brokenvideos.prompts.taxonomy import category_of
@@ -39,6 +39,20 @@ def score_video(gt: np.ndarray, pred: np.ndarray, label: str, protocol: str, nor
     return evaluate_video(gt, pred, protocol)
 
 
+def frame_scores(gt: np.ndarray, pred: np.ndarray) -> dict:
+    """What the model does frame by frame (beyond the paper; the union of instances, void excluded):
+    J&F on the frames whose ground truth has an artifact, and whether it fires (predicts any pixel)
+    on each frame, against whether the frame has an artifact."""
+    void = gt == VOID
+    g, p = (gt > 0) & ~void, (pred > 0) & ~void
+    has_gt, fires = g.reshape(len(g), -1).any(1), p.reshape(len(p), -1).any(1)
+    j, f = jf_per_frame(g, p)
+    return {"artifact_frames": int(has_gt.sum()),
+            "JF_artifact": float(((j + f) / 2)[has_gt].mean()) if has_gt.any() else float("nan"),
+            "frames_tp": int((fires & has_gt).sum()), "frames_fp": int((fires & ~has_gt).sum()),
+            "frames_fn": int((~fires & has_gt).sum()), "frames_tn": int((~fires & ~has_gt).sum())}
+
+
 def evaluate_split(cfg: dict, pred_dir, split: str, protocol: str, normal_target: str) -> pd.DataFrame:
     if protocol not in PROTOCOLS or normal_target not in NORMAL_TARGETS:
         raise BrokenVideosError(f"evaluate: protocol must be one of {list(PROTOCOLS)} and normal_target one of {NORMAL_TARGETS}")
@@ -53,10 +67,12 @@ def evaluate_split(cfg: dict, pred_dir, split: str, protocol: str, normal_target
             raise InputError(pred_video, "prediction video is missing")
         pred = read_video_masks(pred_video, row["num_frames"], (row["height"], row["width"]))
         subcats = sorted(set(json.loads(row.get("instance_subcategories") or "{}").values()))
+        frames = frame_scores(gt, pred)
         for r in score_video(gt, pred, row["label"], protocol, normal_target):
             out.append({"video": row["video_id"], **r, "label": row["label"], "generator": row["generator"],
                         "category": category_of(subcats[0]) if subcats else "normal",
-                        "subcategory": subcats[0] if subcats else "normal"})
+                        "subcategory": subcats[0] if subcats else "normal", "prompt_id": row["prompt_id"],
+                        **frames})
     return pd.DataFrame(out)
 
 

@@ -18,6 +18,13 @@ POSTPROCESS_NAME = "postprocess.json"
 DEFAULT = {"threshold": 0.5, "min_area": 0}
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995)
 MIN_AREAS = (0, 8, 16, 32, 64, 128, 256)
+CALIBRATION_VIDEOS = 48  # a seeded sample of the train split: enough to rank 77 operating points
+
+
+def calibration_rows(rows: list[dict], seed: int, max_videos: int = CALIBRATION_VIDEOS) -> list[dict]:
+    """The train-split videos every Table 2 row (before, after, baselines) is calibrated on."""
+    pick = np.random.default_rng([seed, 7]).permutation(len(rows))[:max_videos]
+    return [rows[i] for i in sorted(pick)]
 
 
 def binarize(prob: np.ndarray, threshold: float, min_area: int) -> np.ndarray:
@@ -33,16 +40,17 @@ def binarize(prob: np.ndarray, threshold: float, min_area: int) -> np.ndarray:
     return masks
 
 
-def calibrate(samples: list[tuple[str, np.ndarray, np.ndarray]]) -> dict:
+def calibrate(samples: list[tuple[str, np.ndarray, np.ndarray]], thresholds=THRESHOLDS) -> dict:
     """Grid-search the operating point maximising the mean of broken and normal J&F.
 
     ``samples`` are (label, binary target T×H×W, probabilities T×H×W). Balanced across labels so
-    that neither "predict nothing" nor "predict everything" wins.
+    that neither "predict nothing" nor "predict everything" wins. A method that outputs masks, not
+    probabilities, searches the minimum area alone (``thresholds=(0.5,)``).
     """
     from brokenvideos.metrics.jf import evaluate_video
 
     best = None
-    for threshold in THRESHOLDS:
+    for threshold in thresholds:
         for min_area in MIN_AREAS:
             by_label: dict[str, list[float]] = {}
             for label, target, prob in samples:

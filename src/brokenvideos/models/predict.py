@@ -17,11 +17,12 @@ from tqdm import tqdm
 
 from brokenvideos.config import load_config
 from brokenvideos.errors import BrokenVideosError
-from brokenvideos.io.masks import write_video_masks
+from brokenvideos.io.atomic import write_json
+from brokenvideos.io.masks import read_video_masks, write_video_masks
 from brokenvideos.io.tables import write_table
 from brokenvideos.io.video import read_video
 from brokenvideos.models.baselines import BASELINES
-from brokenvideos.models.postprocess import binarize, load_postprocess
+from brokenvideos.models.postprocess import POSTPROCESS_NAME, binarize, calibrate, calibration_rows, load_postprocess
 from brokenvideos.paths import ResultPaths
 from brokenvideos.dataset.splits import split_videos
 
@@ -52,6 +53,20 @@ def predict_probabilities(model, frames: np.ndarray, clip_len: int) -> np.ndarra
     return torch.sigmoid(logits / hits).numpy()
 
 
+def baseline_operating_point(name: str, paths: ResultPaths, seed: int) -> dict:
+    """A training-free baseline's operating point, chosen as a localizer's is (the same train-split
+    sample and objective); its masks are not probabilities, so only the minimum area is searched."""
+    rows = split_videos(paths.videos_table, paths.splits_table, "train").to_dict("records")
+    if not rows:
+        raise BrokenVideosError(f"{paths.splits_table}: no broken or normal videos in the train split to calibrate on")
+    samples = []
+    for row in calibration_rows(rows, seed):
+        frames = read_video(row["path"])
+        target = (read_video_masks(row["mask_dir"], len(frames), frames.shape[1:3]) > 0).astype(np.uint8)
+        samples.append((row["label"], target, BASELINES[name](frames).astype(np.float32)))
+    return calibrate(samples, thresholds=(0.5,))
+
+
 def predict_split(cfg: dict, out_dir, split: str, weights=None, baseline=None) -> pd.DataFrame:
     """Masks for ``split``; a localizer's clip length and operating point come from its directory."""
     if (weights is None) == (baseline is None):
@@ -73,6 +88,9 @@ def predict_split(cfg: dict, out_dir, split: str, weights=None, baseline=None) -
         log.info("%s: %d-frame windows, operating point %s", weights, clip_len, post)
     elif baseline not in BASELINES:
         raise BrokenVideosError(f"predict: unknown baseline {baseline!r}; known: {sorted(BASELINES)}")
+    else:
+        post = baseline_operating_point(baseline, paths, cfg["seed"])
+        log.info("%s: minimum area chosen on the train split: %s", baseline, post)
     out_dir = Path(out_dir)
     records = []
     for row in tqdm(rows.to_dict("records"), desc=f"predict {weights or baseline}", unit="video"):
@@ -81,12 +99,14 @@ def predict_split(cfg: dict, out_dir, split: str, weights=None, baseline=None) -
             prob = predict_probabilities(model, frames, clip_len)
             masks, score = binarize(prob, post["threshold"], post["min_area"]), float(prob.max())
         else:
-            masks = BASELINES[baseline](frames)
+            masks = binarize(BASELINES[baseline](frames).astype(np.float32), 0.5, post["min_area"])
             score = float(masks.mean())
         write_video_masks(out_dir / row["video_id"], masks, {1: "artifact"} if masks.any() else {})
         records.append({"video_id": row["video_id"], "score": score, "label_pred": "broken" if masks.any() else "normal",
                         "mask_dir": str(out_dir / row["video_id"])})
     df = pd.DataFrame(records)
+    if baseline is not None:
+        write_json(out_dir / POSTPROCESS_NAME, post)  # the record of how its masks were made
     write_table(df, out_dir / "predictions.parquet", kind="detections")
     log.info("predicted %d videos of split %s into %s", len(df), split, out_dir)
     return df

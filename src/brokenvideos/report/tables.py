@@ -43,6 +43,42 @@ def table2_metrics(entries) -> dict:
     return out
 
 
+def _frame_rows(metrics_dir) -> pd.DataFrame:
+    """One row per video (the davis protocol repeats a video once per object)."""
+    return read_table(Path(metrics_dir) / "per_video.parquet").drop_duplicates("video")
+
+
+def frames_table(entries) -> pd.DataFrame:
+    """What each row of Table 2 does frame by frame (beyond the paper): J&F on the frames that have
+    an artifact (where predicting nothing scores 0, not the empty-frame floor), whether it fires on
+    the frames with an artifact (frame precision, recall, F1, pooled over broken and normal
+    videos), and how often it fires on a frame without one."""
+    rows = []
+    for method, finetuned, metrics_dir in entries:
+        v = _frame_rows(metrics_dir)
+        tp, fp, fn, tn = (int(v[f"frames_{k}"].sum()) for k in ("tp", "fp", "fn", "tn"))
+        broken = v[v.label == "broken"]
+        rows.append({"Method": method, "Finetuned": "✓" if finetuned else "✗",
+                     "Artifact-frame J&F": float(broken.JF_artifact.mean()) if len(broken) else float("nan"),
+                     "Frame precision": tp / (tp + fp) if tp + fp else 0.0,
+                     "Frame recall": tp / (tp + fn) if tp + fn else 0.0,
+                     "Frame F1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+                     "False-positive rate (artifact-free frames)": fp / (fp + tn) if fp + tn else 0.0})
+    return pd.DataFrame(rows)
+
+
+def frames_by_category(entries) -> pd.DataFrame:
+    """Artifact-frame J&F per category, with how many distinct scenes (prompts) each figure rests on."""
+    cols, scenes = {}, None
+    for method, finetuned, metrics_dir in entries:
+        broken = _frame_rows(metrics_dir).query("label == 'broken'")
+        cols[f"{method} {'✓' if finetuned else '✗'}"] = broken.groupby("category").JF_artifact.mean()
+        scenes = broken.groupby("category").prompt_id.nunique() if scenes is None else scenes
+    out = pd.DataFrame({"scenes": scenes, **cols})
+    out.index.name = "category"
+    return out.reset_index()
+
+
 def breakdown(entries, by: str) -> pd.DataFrame:
     """Mean J&F per ``by`` value (category or generator), one column per method row."""
     cols = {}
@@ -104,6 +140,12 @@ def run(args) -> int:
     write_json(out / "table2.json", table2_metrics(entries))
     write_table_files(breakdown(entries, "category"), out / "jf_by_category", "J\\&F by artifact category.")
     write_table_files(breakdown(entries, "generator"), out / "jf_by_generator", "J\\&F by generator.")
+    frames = frames_table(entries)
+    write_table_files(frames, out / "frames", "Frame by frame: J\\&F on artifact frames, firing on artifact frames, "
+                      "false positives on artifact-free frames.")
+    by_cat = frames_by_category(entries)
+    write_table_files(by_cat, out / "frames_by_category", "Artifact-frame J\\&F by category; scenes: distinct "
+                      f"prompts per category ({int(by_cat.scenes.sum()) if len(by_cat) else 0} in all).")
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     if args.curves:
@@ -113,4 +155,5 @@ def run(args) -> int:
         overlays(split_videos(paths.videos_table, paths.splits_table, args.split), dict(args.overlay_pred),
                  figures / "overlays.png")
     print(to_markdown(t2), end="")
+    print(to_markdown(frames), end="")
     return 0

@@ -22,7 +22,7 @@ from brokenvideos.config import config_digest, load_config, localizer_settings
 from brokenvideos.errors import BrokenVideosError
 from brokenvideos.io.atomic import atomic_path, write_json
 from brokenvideos.models import save_inference_settings
-from brokenvideos.models.postprocess import POSTPROCESS_NAME, calibrate
+from brokenvideos.models.postprocess import POSTPROCESS_NAME, calibrate, calibration_rows
 from brokenvideos.paths import ResultPaths
 from brokenvideos.dataset.splits import split_videos
 from brokenvideos.train.loop import build_initial_model, load_state, train_loop_per_worker
@@ -97,8 +97,13 @@ def train(cfg: dict, out_dir, videos_path=None, splits_path=None, name: str | No
         raise BrokenVideosError(f"{splits_path}: no broken or normal videos in the train split")
     out_dir = Path(out_dir).resolve()
     initial_dir = out_dir / "initial"
-    build_initial_model(settings["model"], cfg["seed"], settings.get("init_weights")).save_pretrained(initial_dir)
+    initial = build_initial_model(settings["model"], cfg["seed"], settings.get("init_weights"))
+    initial.save_pretrained(initial_dir)
     save_inference_settings(initial_dir, settings["clip_len"], settings.get("crop"))
+    # "Before fine-tuning" gets its operating point exactly as "after" does: on the train split.
+    post = calibrate_operating_point(initial.eval(), rows, settings["clip_len"], cfg["seed"])
+    write_json(initial_dir / POSTPROCESS_NAME, post)
+    log.info("operating point of the initial weights, chosen on the train split: %s", post)
 
     data_digest = hashlib.sha256("".join(r["sha256"] + r["mask_dir"] for r in rows).encode()).hexdigest()[:8]
     run_name = f"run-{config_digest({'train': settings, 'seed': cfg['seed']})}-{data_digest}"
@@ -153,18 +158,15 @@ def train(cfg: dict, out_dir, videos_path=None, splits_path=None, name: str | No
     return curves
 
 
-def calibrate_operating_point(model, rows: list[dict], clip_len: int, seed: int, max_videos: int = 48) -> dict:
-    """Threshold and minimum area for the final weights, chosen on (a seeded sample of) the train split."""
-    import numpy as np
-
+def calibrate_operating_point(model, rows: list[dict], clip_len: int, seed: int) -> dict:
+    """Threshold and minimum area for a model's weights, chosen on a seeded sample of the train split."""
     from brokenvideos.models.predict import predict_probabilities
     from brokenvideos.train.data import load_video_and_target
 
-    pick = np.random.default_rng([seed, 7]).permutation(len(rows))[:max_videos]
     samples = []
-    for i in sorted(pick):
-        frames, target = load_video_and_target(rows[i])
-        samples.append((rows[i]["label"], target, predict_probabilities(model, frames, clip_len)))
+    for row in calibration_rows(rows, seed):
+        frames, target = load_video_and_target(row)
+        samples.append((row["label"], target, predict_probabilities(model, frames, clip_len)))
     return calibrate(samples)
 
 
