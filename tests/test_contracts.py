@@ -165,3 +165,14 @@ def test_localizer_contract(arch, tmp_path):
         assert torch.equal(loaded(x), model(x))
     with pytest.raises((RuntimeError, ValueError)):
         model(torch.rand(2, 3, 32, 32))  # a batch of images, not of clips
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_equal_weights_save_to_equal_bytes(arch, tmp_path):
+    """DVC hashes the saved directory: saving the same weights twice must give the same files."""
+    torch.manual_seed(0)
+    model = build_model(arch, **LOCALIZER_KWARGS[arch])
+    model.save_pretrained(tmp_path / "a")
+    model.save_pretrained(tmp_path / "b")
+    for name in ("config.json", "model.pt"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

@@ -27,8 +27,10 @@ class Localizer(nn.Module):
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        with atomic_path(directory / WEIGHTS_NAME) as tmp:
-            torch.save(self.state_dict(), tmp)
+        # Saved through a file object: torch.save(path) names the zip's records after the file, and
+        # atomic_path's temporary name is random, so equal weights would give different bytes.
+        with atomic_path(directory / WEIGHTS_NAME) as tmp, open(tmp, "wb") as fh:
+            torch.save(self.state_dict(), fh)
         write_json(directory / CONFIG_NAME, self.config)
 
     @classmethod
