@@ -10,6 +10,7 @@ SRC = str(Path(workflow.basedir) / "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)  # this checkout's package, not any other installed one
 
+from brokenvideos.config import localizer_settings
 from brokenvideos.paths import ResultPaths
 
 # Every path under the results root comes from P (src/brokenvideos/paths.py, shared with the CLI);
@@ -104,14 +105,13 @@ def train_threads():
 # Defaults live in the schema (validate(set_default=True) in the Snakefile filled them in).
 LOCALIZERS = [entry["name"] for entry in config["train"]["localizers"]]
 EVAL_BASELINES = config["evaluate"]["baselines"]
-SHARED_TRAIN = {k: v for k, v in config["train"].items() if k != "localizers"}
 
 
 def localizer_digest(wildcards):
-    """Re-run trigger of one localizer's training: its own entry, the shared run keys and the seed."""
-    (entry,) = [e for e in config["train"]["localizers"] if e["name"] == wildcards.model]
-    blob = json.dumps({"seed": config["seed"], "shared": SHARED_TRAIN, "entry": entry}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """Re-run trigger of one localizer's training: its settings as the train step reads them
+    (config.localizer_settings: its entry plus the shared run keys) and the seed."""
+    settings = localizer_settings(config, wildcards.model)
+    return hashlib.sha256(json.dumps({"seed": config["seed"], "train": settings}, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def table_entries():
