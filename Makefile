@@ -61,6 +61,7 @@ $(LOCK_VENV)/bin/uv:
 
 run: setup
 	$(BIN)/snakemake -j$(JOBS)
+	$(BIN)/python -m brokenvideos phase-times --config config.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q --durations=25

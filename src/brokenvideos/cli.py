@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate-masks": ("brokenvideos.metrics.evaluate_masks", "J, F, J&F of predicted masks (DAVIS 2017 semantics)"),
     "evaluate": ("brokenvideos.metrics.evaluate", "score a model's predictions on a split (per video + aggregate)"),
     "tables": ("brokenvideos.report.tables", "BrokenVideos Table 2 and breakdowns as md/csv/tex + figures"),
+    "phase-times": ("brokenvideos.report.phase_times", "where a Snakemake run's time went, per phase and per rule"),
     "annotation-quality": ("brokenvideos.annotate.quality", "SAM2 masks vs ground truth as a function of clicks"),
     "detect": ("brokenvideos.detect.video_step", "is this video generated? score a video (or --folder) with a detector"),
     "detect-split": ("brokenvideos.detect.split_step", "detection manifest: real vs generated, prompt-grouped splits"),

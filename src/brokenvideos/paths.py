@@ -23,6 +23,17 @@ class ResultPaths:
     def effective_config(self, digest: str) -> Path:
         return self.config_dir / f"config-{digest}.json"
 
+    # per-job timing (Snakemake `benchmark:` files; `brokenvideos phase-times` sums them per phase)
+    @property
+    def benchmarks_dir(self) -> Path:
+        return self.root / "benchmarks"
+
+    def benchmark(self, rule: str, *wildcards: str) -> Path:
+        """results/benchmarks/<rule>.tsv, or <rule>/<wildcard>-<wildcard>.tsv for a rule with wildcards."""
+        if not wildcards:
+            return self.benchmarks_dir / f"{rule}.tsv"
+        return self.benchmarks_dir / rule / ("-".join(str(w) for w in wildcards) + ".tsv")
+
     # prompts
     @property
     def prompts(self) -> Path:

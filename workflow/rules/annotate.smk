@@ -3,6 +3,8 @@ rule annotate_shard:
         videos=str(P.shard_manifest("{generator}", "{shard}")),
     output:
         manifest=str(P.annotation_manifest("{generator}", "{shard}")),
+    benchmark:
+        str(P.benchmark("annotate_shard", "{generator}", "{shard}"))
     log:
         str(P.annotation_log("{generator}", "{shard}")),
     params:
@@ -31,6 +33,8 @@ rule annotation_quality:
     output:
         table=str(P.annotation_quality_table),
         figure=report(str(P.annotation_quality_figure), category="Annotation"),
+    benchmark:
+        str(P.benchmark("annotation_quality"))
     log:
         str(P.annotation_quality_log),
     params:

@@ -4,6 +4,8 @@ INGEST = {d["name"]: d for d in config["dataset"].get("ingest", [])}
 rule ingest:
     output:
         str(P.ingest_manifest("{name}")),
+    benchmark:
+        str(P.benchmark("ingest", "{name}"))
     log:
         str(P.ingest_log("{name}")),
     params:
@@ -36,6 +38,8 @@ rule dataset:
             caption="../report/dataset.rst",
             category="Dataset",
         ),
+    benchmark:
+        str(P.benchmark("dataset"))
     log:
         str(P.dataset_log),
     params:

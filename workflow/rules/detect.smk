@@ -7,6 +7,8 @@ rule detect_split:
         videos=rules.dataset.output.videos,
     output:
         str(P.detect_splits),
+    benchmark:
+        str(P.benchmark("detect_split"))
     log:
         str(P.detect_split_log),
     params:
@@ -26,6 +28,8 @@ rule detect_predictor:
     output:
         model=str(P.detect_predictor_weights),
         metrics=str(P.detect_predictor_metrics),
+    benchmark:
+        str(P.benchmark("detect_predictor"))
     log:
         str(P.detect_predictor_log),
     params:
@@ -47,6 +51,8 @@ rule detect_encoder_features:
     output:
         features=str(P.detect_features),
         meta=str(P.detect_features_meta),
+    benchmark:
+        str(P.benchmark("detect_encoder_features"))
     log:
         str(P.detect_features_log),
     params:
@@ -68,6 +74,8 @@ rule detect_prediction_errors:
     output:
         errors=str(P.detect_errors),
         meta=str(P.detect_errors_meta),
+    benchmark:
+        str(P.benchmark("detect_prediction_errors"))
     log:
         str(P.detect_errors_log),
     params:
@@ -93,6 +101,8 @@ rule detect_train:
         metrics=expand(str(P.detect_model_metrics("{name}")), name=DETECTORS),
         sora=expand(str(P.detect_sora_model_config("{name}")), name=SORA),
         summary=str(P.detect_train_summary),
+    benchmark:
+        str(P.benchmark("detect_train"))
     log:
         str(P.detect_train_log),
     params:
@@ -120,6 +130,8 @@ rule detect_evaluate:
         errors=rules.detect_prediction_errors.output.errors,
     output:
         str(P.detect_timing("{name}")),
+    benchmark:
+        str(P.benchmark("detect_evaluate", "{name}"))
     log:
         str(P.detect_eval_log("{name}")),
     wildcard_constraints:
@@ -146,6 +158,8 @@ rule detect_sora:
         features=rules.detect_encoder_features.output.features,
     output:
         str(P.detect_sora_metrics("{name}")),
+    benchmark:
+        str(P.benchmark("detect_sora", "{name}"))
     log:
         str(P.detect_sora_log("{name}")),
     params:
@@ -176,6 +190,8 @@ rule detect_tables:
         sora=f"{P.detect_table('sora_labels')}.md",
         sora_csv=f"{P.detect_table('sora_labels')}.csv",
         sora_tex=f"{P.detect_table('sora_labels')}.tex",
+    benchmark:
+        str(P.benchmark("detect_tables"))
     log:
         str(P.detect_tables_log),
     params:

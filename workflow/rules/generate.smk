@@ -3,6 +3,8 @@ rule generate_shard:
         prompts=rules.prompts.output[0],
     output:
         manifest=str(P.shard_manifest("{generator}", "{shard}")),
+    benchmark:
+        str(P.benchmark("generate_shard", "{generator}", "{shard}"))
     log:
         str(P.shard_log("{generator}", "{shard}")),
     params:

@@ -11,6 +11,8 @@ rule train_localizer:
         final=str(P.train_weights("{model}", "final")),
         curves=str(P.train_curves("{model}")),
         metrics=str(P.train_metrics("{model}")),
+    benchmark:
+        str(P.benchmark("train_localizer", "{model}"))
     log:
         str(P.train_log("{model}")),
     wildcard_constraints:
@@ -36,6 +38,8 @@ rule predict_localizer:
         splits=rules.dataset.output.splits,
     output:
         str(P.predictions_table("{model}", "{checkpoint}")),
+    benchmark:
+        str(P.benchmark("predict_localizer", "{model}", "{checkpoint}"))
     log:
         str(P.predict_log("{model}", "{checkpoint}")),
     wildcard_constraints:
@@ -61,6 +65,8 @@ rule predict_baseline:
         splits=rules.dataset.output.splits,
     output:
         str(P.predictions_table("{baseline}", "none")),
+    benchmark:
+        str(P.benchmark("predict_baseline", "{baseline}"))
     log:
         str(P.predict_log("{baseline}", "none")),
     wildcard_constraints:
@@ -84,6 +90,8 @@ rule evaluate_predictions:
     output:
         per_video=str(P.per_video_metrics("{model}", "{checkpoint}")),
         summary=str(P.metrics_summary("{model}", "{checkpoint}")),
+    benchmark:
+        str(P.benchmark("evaluate_predictions", "{model}", "{checkpoint}"))
     log:
         str(P.evaluate_log("{model}", "{checkpoint}")),
     params:
@@ -117,6 +125,8 @@ rule tables:
         frames_by_category=f"{P.table('frames_by_category')}.md",
         curves=report(str(P.table_figure("training_curves")), category="Localization"),
         overlays=report(str(P.table_figure("overlays")), category="Localization"),
+    benchmark:
+        str(P.benchmark("tables"))
     log:
         str(P.tables_log),
     params:

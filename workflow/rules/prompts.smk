@@ -1,6 +1,8 @@
 rule prompts:
     output:
         str(P.prompts),
+    benchmark:
+        str(P.benchmark("prompts"))
     log:
         str(P.prompts_log),
     params:
