@@ -99,6 +99,19 @@ def test_table2_in_the_papers_layout(localized, monkeypatch):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+def test_the_run_records_each_jobs_time_and_phase_times_sums_it(localized):
+    """The `benchmark:` directives write where ResultPaths says, and phase-times reads that run."""
+    from brokenvideos.paths import ResultPaths
+
+    P = ResultPaths(localized / "results")
+    for name in ("st_unet", "frame_difference"):
+        assert float(pd.read_csv(P.benchmark("train_localizer", name), sep="\t")["s"].iloc[0]) > 0
+    assert P.benchmark("predict_localizer", "st_unet", "final").is_file() and P.benchmark("tables").is_file()
+    result = run_cli(["phase-times", "--config", "config.yaml"], cwd=localized)
+    assert result.code == 0, result.stderr
+    assert "| data |" in result.stdout and "| localize | train_localizer | 2 |" in result.stdout
+
+
 def test_normal_target_empty_vs_full():
     gt = np.zeros((3, 8, 8), np.uint8)
     nothing = np.zeros_like(gt)
