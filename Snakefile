@@ -28,10 +28,10 @@ include: "workflow/rules/detect.smk"
 
 
 # The default target: the dataset, the localization tables (Table 2) and the detection tables
-# (He et al. Tables I and III, Sora labels). `snakemake tables` or `detect_all` builds one side only.
+# (He et al. Tables I and III, Sora labels, VID-AID). `snakemake tables` or `detect_all` builds one side only.
 rule all:
     input:
         rules.dataset.output,
         rules.tables.output,
-        rules.detect_tables.output,
+        rules.detect_all.input,
     default_target: True

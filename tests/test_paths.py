@@ -149,6 +149,7 @@ def expected_files(cfg: dict) -> set[str]:
     files += [f"{P.detect_table(stem)}.{ext}" for stem in ("detect_table1", "detect_table3", "sora_labels")
               for ext in ("md", "csv", "tex")]
     files.append(P.detect_tables_log)
+    files += [P.detect_vidaid_metrics, P.detect_vidaid_log]
     return {str(f) for f in files}
 
 

@@ -33,7 +33,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "detect-train": ("brokenvideos.detect.train_step", "train a detector on each generator's training set (Ray Train)"),
     "detect-evaluate": ("brokenvideos.detect.evaluate_step", "detections.parquet + metrics.json per train/test set"),
     "detect-sora": ("brokenvideos.detect.sora_step", "train and score the Sora four-label artifact classifier"),
+    "detect-vidaid": ("brokenvideos.detect.vidaid_step", "VID-AID nearest-reference / linear-probe detectors, one-to-many and many-to-many"),
     "detect-tables": ("brokenvideos.detect.tables_step", "He et al. Tables I and III and the Sora-label table"),
+    "degrade": ("brokenvideos.degrade.step", "a lossy copy of a video: H.265 ABR / CRF or bit errors (He et al. V-D)"),
     "annotate-ui": ("brokenvideos.annotate.ui.server", "the SAM2 annotation tool in a browser, on localhost"),
 }
 

@@ -315,6 +315,19 @@ class ResultPaths:
         return self.detect_sora_model(name) / "config.json"
 
     @property
+    def detect_vidaid_dir(self) -> Path:
+        """VID-AID detectors on the encoder cache: predictions, metrics, tables/, t-SNE."""
+        return self.detect_dir / "vidaid"
+
+    @property
+    def detect_vidaid_metrics(self) -> Path:
+        return self.detect_vidaid_dir / "metrics.json"
+
+    @property
+    def detect_vidaid_log(self) -> Path:
+        return self.detect_vidaid_dir / "vidaid.log"
+
+    @property
     def detect_tables_dir(self) -> Path:
         return self.detect_dir / "tables"
 

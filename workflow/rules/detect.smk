@@ -208,9 +208,33 @@ rule detect_tables:
         "--out-dir {params.out_dir} > {log} 2>&1"
 
 
+rule detect_vidaid:
+    input:
+        splits=rules.detect_split.output[0],
+        features=rules.detect_encoder_features.output.features,
+    output:
+        metrics=str(P.detect_vidaid_metrics),
+    benchmark:
+        str(P.benchmark("detect_vidaid"))
+    log:
+        str(P.detect_vidaid_log),
+    params:
+        bv=BV,
+        out_dir=P.detect_vidaid_dir,
+        digest=section_digest("seed", "detect"),
+    conda:
+        "../../envs/detect.yaml"
+    resources:
+        **rule_resources("detect_vidaid"),
+    shell:
+        "{params.bv} detect-vidaid --config $BROKENVIDEOS_CONFIG --splits {input.splits} --features {input.features} "
+        "--out-dir {params.out_dir} > {log} 2>&1"
+
+
 rule detect_all:
     input:
         rules.detect_tables.output,
+        rules.detect_vidaid.output,
 
 
 rule detect_evaluate_all:

@@ -65,13 +65,18 @@ def encoder_features(rows, spec: str, input_size, out_path, batch_size: int = 32
         feats.append(out.numpy().astype(np.float32))
         n_frames += len(x)
     elapsed = time.perf_counter() - t0
-    dim = encoder.dim
-    flat = np.concatenate(feats) if feats else np.zeros((0, dim), np.float32)
-    table = pa.table({"video_id": ids, "frame": pa.array(frames_idx, pa.int32()),
-                      "feature": pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), dim)})
+    flat = np.concatenate(feats) if feats else np.zeros((0, encoder.dim), np.float32)
+    return write_encoder_features(out_path, ids, frames_idx, flat, {
+        "encoder": spec, "input_size": input_size, "frames": n_frames, "frames_per_s": n_frames / max(elapsed, 1e-9)})
+
+
+def write_encoder_features(out_path, video_ids, frames, features: np.ndarray, meta: dict) -> dict:
+    """The cache file (one row per video frame) and its sidecar; ``features`` is (rows, dim) float32."""
+    dim = int(features.shape[1])
+    table = pa.table({"video_id": list(video_ids), "frame": pa.array(frames, pa.int32()),
+                      "feature": pa.FixedSizeListArray.from_arrays(pa.array(features.astype(np.float32).reshape(-1)), dim)})
     _write_parquet(table, out_path)
-    meta = {"encoder": spec, "input_size": input_size, "dim": dim, "frames": n_frames,
-            "frames_per_s": n_frames / max(elapsed, 1e-9)}
+    meta = {**meta, "dim": dim}
     write_json(sidecar(out_path), meta)
     return meta
 

@@ -24,7 +24,7 @@ PHASES: dict[str, tuple[str, ...]] = {
     "annotation quality": ("annotation_quality",),
     "localize": ("train_localizer", "predict_localizer", "predict_baseline", "evaluate_predictions", "tables"),
     "detect": ("detect_split", "detect_predictor", "detect_encoder_features", "detect_prediction_errors",
-               "detect_train", "detect_evaluate", "detect_sora", "detect_tables"),
+               "detect_train", "detect_evaluate", "detect_sora", "detect_tables", "detect_vidaid"),
 }
 PHASE_OF = {rule: phase for phase, rules in PHASES.items() for rule in rules}
 
