@@ -138,3 +138,23 @@ def test_missing_cache_is_one_line_naming_it(run_dir):
     (run_dir / "encoder.parquet").unlink()
     res = _run(run_dir)
     assert res.code == 2 and "encoder.parquet" in res.error
+
+
+def test_encoder_features_are_bit_identical_across_two_runs(tmp_path):
+    """The cache every VID-AID protocol reads: the real default encoder, run twice, same bytes."""
+    from brokenvideos.detect.cache import encoder_features, read_encoder_features
+    from brokenvideos.io.video import write_video
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(2):
+        path = tmp_path / f"v{i}.mp4"
+        write_video(path, rng.integers(0, 255, (4, 32, 48, 3), dtype=np.uint8), fps=8)
+        rows.append({"video_id": f"v{i}", "path": str(path)})
+    a = encoder_features(rows, "efficientnet_lite0", None, tmp_path / "a.parquet")
+    b = encoder_features(rows, "efficientnet_lite0", None, tmp_path / "b.parquet")
+    assert a["dim"] == b["dim"] == 1280 and a["frames"] == 8
+    fa, fb = read_encoder_features(tmp_path / "a.parquet")[1], read_encoder_features(tmp_path / "b.parquet")[1]
+    assert sorted(fa) == ["v0", "v1"]
+    for v in fa:
+        assert fa[v].tobytes() == fb[v].tobytes()

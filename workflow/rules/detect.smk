@@ -1,5 +1,6 @@
 # Detection (He et al. 2024; Sora artifact labels): split → frame predictor (real videos only) →
-# frozen caches → train every detector (one Ray run) → evaluate per detector → Sora labels → tables.
+# frozen caches → train every detector (one Ray run) → evaluate per detector → Sora labels → tables;
+# and VID-AID's detectors straight from the encoder cache (detect_vidaid).
 # DETECT, DETECTORS, SORA and detect_threads() are in common.smk.
 
 rule detect_split:

@@ -9,7 +9,7 @@ from brokenvideos.errors import BrokenVideosError
 # He et al. V-B: batch 64, Adam, lr 1e-3. The paper gives no epoch count; 20 is our assumption.
 # cpu_default: 30 epochs, because the frozen parts are cached and an epoch costs well under a second
 # for temporal_defect; at 3 epochs its own-generator clip accuracy was 0.64-0.87, at 30 0.80-0.93,
-# and 100 epochs changed it by less than 0.02.
+# and 100 epochs changed it by less than 0.01.
 RECIPES = {
     "cpu_default": {"epochs": 30, "batch_size": 16, "lr": 1e-3, "weight_decay": 0.0},
     "paper": {"epochs": 20, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.0},
