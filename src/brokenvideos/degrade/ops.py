@@ -156,15 +156,18 @@ def flip_bits(src, out, interval: int, seed: int) -> dict:
     (seed, block); returns the count, which is floor(payload bytes / interval)."""
     stats = stream_stats(src)
     ranges = payload_ranges(src, stats)
-    offsets = np.concatenate([np.arange(a, b) for a, b in ranges]) if ranges else np.zeros(0, np.int64)
+    starts = np.array([a for a, _ in ranges], np.int64)
+    before = np.cumsum([0] + [b - a for a, b in ranges])  # payload bytes before each range
+    payload = int(before[-1])
     data = bytearray(Path(src).read_bytes())
-    flips = len(offsets) // interval
+    flips = payload // interval
     for block in range(flips):
         rng = np.random.default_rng([seed, block])
-        byte = int(offsets[block * interval + int(rng.integers(interval))])
-        data[byte] ^= 1 << int(rng.integers(8))
+        k = block * interval + int(rng.integers(interval))  # the k-th payload byte
+        r = int(np.searchsorted(before, k, side="right")) - 1
+        data[int(starts[r] + k - before[r])] ^= 1 << int(rng.integers(8))
     Path(out).write_bytes(bytes(data))
-    return {"source_kbps": stats["kbps"], "setting": f"1 bit per {interval} bytes", "payload_bytes": len(offsets),
+    return {"source_kbps": stats["kbps"], "setting": f"1 bit per {interval} bytes", "payload_bytes": payload,
             "flipped_bits": flips}
 
 
