@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.spatial.distance import cdist
 from torch import nn
 
 from brokenvideos.detect.metrics import f1, roc_auc
@@ -52,8 +53,7 @@ class NearestReference:
         return self
 
     def distances(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, np.float64)
-        return np.sqrt(np.maximum(((x[:, None, :] - self.x[None, :, :]) ** 2).sum(-1), 0.0))
+        return cdist(np.asarray(x, np.float64), self.x)  # (tests, references), exact per pair
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.y[np.argmin(self.distances(x), axis=1)]
@@ -75,8 +75,9 @@ class LinearProbe:
     def fit(self, x: np.ndarray, y: np.ndarray) -> "LinearProbe":
         g = torch.Generator().manual_seed(self.seed)
         x, y = torch.tensor(np.asarray(x), dtype=torch.float32), torch.tensor(np.asarray(y), dtype=torch.long)
-        torch.manual_seed(self.seed)
-        self.layer = nn.Linear(x.shape[1], 2)
+        with torch.random.fork_rng():  # a seeded init that leaves the caller's RNG alone
+            torch.manual_seed(self.seed)
+            self.layer = nn.Linear(x.shape[1], 2)
         opt = torch.optim.Adam(self.layer.parameters(), lr=self.lr)
         for _ in range(self.epochs):
             order = torch.randperm(len(x), generator=g)

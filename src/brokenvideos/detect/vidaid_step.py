@@ -47,26 +47,25 @@ def run_protocols(table: pd.DataFrame, frames: dict[str, np.ndarray], settings: 
         log.warning("no cached features for %d videos (skipped), e.g. %s", len(missing), missing[0])
         table = table[~table.video_id.isin(missing)]
     gens = generated_generators(table)
-    spread = {v: vidaid.second_order_spread(frames[v]) for v in table.video_id}
+    ids = list(table.video_id)
+    # each video's input once: its mean feature, or (second_order) its scalar spread
+    per_video = {"features": dict(zip(ids, vidaid.video_features(frames, ids))),
+                 "spread": {v: vidaid.second_order_spread(frames[v]) for v in ids}}
+    build = {"nearest": vidaid.NearestReference, "second_order": vidaid.SecondOrder,
+             "linear_probe": lambda: vidaid.LinearProbe(seed=seed, **cfg["probe"])}
     preds, metrics = [], []
     for method in cfg["methods"]:
+        value = per_video["spread" if method == "second_order" else "features"]
         for protocol in cfg["protocols"]:
             for ref_name, ref_gens in vidaid.reference_sets(gens, protocol):
                 ref = _rows(table, "train", ref_gens)
                 y = ref.is_generated.to_numpy(int)
                 if len(set(y)) < 2:
                     raise BrokenVideosError(f"detect-vidaid: reference set {ref_name!r} lacks real or generated videos")
-                if method == "second_order":
-                    model = vidaid.SecondOrder().fit([spread[v] for v in ref.video_id], y)
-                    inputs = lambda rows: np.array([spread[v] for v in rows.video_id])  # noqa: E731
-                else:
-                    model = (vidaid.NearestReference() if method == "nearest" else
-                             vidaid.LinearProbe(seed=seed, **cfg["probe"]))
-                    model.fit(vidaid.video_features(frames, ref.video_id), y)
-                    inputs = lambda rows: vidaid.video_features(frames, rows.video_id)  # noqa: E731
+                model = build[method]().fit(np.array([value[v] for v in ref.video_id]), y)
                 for test_gen in vidaid.test_sets(gens, ref_gens, protocol):
                     test = _rows(table, "test", [test_gen])
-                    x = inputs(test)
+                    x = np.array([value[v] for v in test.video_id])
                     score, pred = model.score(x), model.predict(x)
                     labels = test.is_generated.to_numpy(int)
                     m = {"method": method, "protocol": protocol, "reference": ref_name, "test": test_gen,

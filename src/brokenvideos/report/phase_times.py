@@ -9,13 +9,13 @@ again keeps the benchmark of its last run: after a partial re-run the table mixe
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from brokenvideos.config import load_config
 from brokenvideos.errors import BrokenVideosError
+from brokenvideos.io.atomic import write_json
 from brokenvideos.paths import ResultPaths
 
 # The phase of every rule that does work (tests/test_phase_times.py checks that each one is here).
@@ -60,15 +60,13 @@ def union_length(intervals) -> float:
 def summarise(jobs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per phase, per rule) tables, phases in pipeline order, then a total row."""
     order = [*PHASES, "other"]
-    phases = []
-    for phase in order:
-        part = jobs[jobs["phase"] == phase]
-        if len(part):
-            phases.append({"phase": phase, "jobs": len(part), "wall_s": union_length(zip(part["start"], part["end"])),
-                           "job_s": part["seconds"].sum(), "longest_job": part.loc[part["seconds"].idxmax(), "rule"]})
-    if len(jobs):
-        phases.append({"phase": "total", "jobs": len(jobs), "wall_s": union_length(zip(jobs["start"], jobs["end"])),
-                       "job_s": jobs["seconds"].sum(), "longest_job": jobs.loc[jobs["seconds"].idxmax(), "rule"]})
+
+    def row(name, part):
+        return {"phase": name, "jobs": len(part), "wall_s": union_length(zip(part["start"], part["end"])),
+                "job_s": part["seconds"].sum(), "longest_job": part.loc[part["seconds"].idxmax(), "rule"]}
+
+    parts = [(phase, jobs[jobs["phase"] == phase]) for phase in order] + [("total", jobs)]
+    phases = [row(name, part) for name, part in parts if len(part)]
     rules = (jobs.groupby(["phase", "rule"], sort=False)["seconds"].agg(jobs="size", job_s="sum", max_job_s="max")
              .reset_index())
     rules["phase"] = pd.Categorical(rules["phase"], order)
@@ -109,8 +107,5 @@ def run(args) -> int:
     print(f"Time per phase (Snakemake benchmarks in {folder}; wall time counts side-by-side jobs once)\n")
     print(render(phases, rules), end="")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(json.dumps({"phases": phases.to_dict("records"), "rules": rules.to_dict("records")}, indent=1))
-        tmp.replace(args.json)
+        write_json(args.json, {"phases": phases.to_dict("records"), "rules": rules.to_dict("records")})
     return 0
