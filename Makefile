@@ -34,6 +34,12 @@ $(VENV)/.installed: $(LOCK) pyproject.toml
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
+# The README's ingest example: data/example/ (what data.dvc tracks), written by a deterministic
+# script, so a fresh clone needs no DVC remote for it.
+.PHONY: example-data
+example-data: setup
+	$(BIN)/python scripts/make_example_data.py
+
 # Debian's chromium for the browser tests, where the script exists (it installs only if missing).
 browser:
 	@if [ -f scripts/setup_browser.sh ]; then bash scripts/setup_browser.sh; fi

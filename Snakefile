@@ -25,13 +25,16 @@ include: "workflow/rules/annotate.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/localize.smk"
 include: "workflow/rules/detect.smk"
+include: "workflow/rules/robustness.smk"
 
 
 # The default target: the dataset, the localization tables (Table 2) and the detection tables
-# (He et al. Tables I and III, Sora labels, VID-AID). `snakemake tables` or `detect_all` builds one side only.
+# (He et al. Tables I and III, Sora labels, VID-AID) and the robustness tables (He et al. Table II).
+# `snakemake tables`, `detect_all` or `robustness_all` builds one side only.
 rule all:
     input:
         rules.dataset.output,
         rules.tables.output,
         rules.detect_all.input,
+        rules.robustness_all.input,
     default_target: True

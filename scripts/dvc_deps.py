@@ -39,6 +39,7 @@ STAGE_RULE_FILES = {
     "detect_evaluate": ["detect.smk"],
     "detect_tables": ["detect.smk"],
     "detect_vidaid": ["detect.smk"],
+    "robustness": ["robustness.smk"],
 }
 SHARED = ["Snakefile", "workflow/rules/common.smk", "src/brokenvideos/__init__.py", "src/brokenvideos/__main__.py",
           "src/brokenvideos/cli.py", "src/brokenvideos/paths.py",  # common.smk builds every path with it

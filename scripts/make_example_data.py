@@ -3,6 +3,10 @@
 
 It is what `data.dvc` tracks, and the shape to copy when bringing your own data:
   data/example/videos/<name>.mp4, data/example/masks/<name>/<frame>.png, data/example/labels.csv
+The bytes depend on nothing but this script (synthetic generator, constant-quantizer encoder), so
+`make example-data` on a fresh clone gives exactly what `data.dvc` records, no DVC remote needed
+(tests/test_ingest_readme.py checks the hash). The folder is built aside and swapped in whole, so
+no file of an earlier version is left behind to change the hash.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import argparse
 from pathlib import Path
 
 from brokenvideos.generators import build_generator
-from brokenvideos.io.atomic import write_text
+from brokenvideos.io.atomic import atomic_dir, write_text
 from brokenvideos.io.masks import write_video_masks
 from brokenvideos.io.video import write_video
 from brokenvideos.prompts.step import make_prompts
@@ -26,14 +30,15 @@ def main() -> None:
     prompts = make_prompts({"num_prompts": 4, "normal_fraction": 0.5}, run_seed=7).to_dict("records")
     gen = build_generator({"name": "example", "backend": "synthetic", "family": "smoother"}, video_cfg, 7)
     lines = ["video,label,generator,text"]
-    for i, prompt in enumerate(prompts):
-        v = gen.generate(prompt, seed=i)
-        name = f"clip{i:02d}"
-        write_video(out / "videos" / f"{name}.mp4", v.frames, v.fps)
-        if v.masks is not None and v.masks.any():
-            write_video_masks(out / "masks" / name, v.masks, v.instances)
-        lines.append(f"{name},{v.label},example-smoother,\"{prompt['text']}\"")
-    write_text(out / "labels.csv", "\n".join(lines) + "\n")
+    with atomic_dir(out) as tmp:
+        for i, prompt in enumerate(prompts):
+            v = gen.generate(prompt, seed=i)
+            name = f"clip{i:02d}"
+            write_video(tmp / "videos" / f"{name}.mp4", v.frames, v.fps)
+            if v.masks is not None and v.masks.any():
+                write_video_masks(tmp / "masks" / name, v.masks, v.instances)
+            lines.append(f"{name},{v.label},example-smoother,\"{prompt['text']}\"")
+        write_text(tmp / "labels.csv", "\n".join(lines) + "\n")
     print(f"wrote {len(prompts)} videos to {out}")
 
 

@@ -17,6 +17,7 @@ import copy
 import io
 import logging
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -187,6 +188,19 @@ def run_pipeline(config_path) -> Path:
 
 def snakemake_cmd(workdir, *args) -> list[str]:
     return [str(SNAKEMAKE), "-s", str(SNAKEFILE), "--directory", str(workdir), "--nocolor", *map(str, args)]
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table Snakemake prints: {rule: count}."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "Job stats:")
+    counts = {}
+    for line in lines[start + 3:]:
+        m = re.fullmatch(r"(\S+)\s+(\d+)", line.strip())
+        if not m:
+            break
+        counts[m[1]] = int(m[2])
+    return counts
 
 
 def run_snakemake(workdir, *args, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -150,6 +150,11 @@ def expected_files(cfg: dict) -> set[str]:
               for ext in ("md", "csv", "tex")]
     files.append(P.detect_tables_log)
     files += [P.detect_vidaid_metrics, P.detect_vidaid_log]
+    for ol in cfg["robustness"]["operations"]:
+        files += [P.degraded_videos_table(ol), P.robustness_detect_done(ol), P.robustness_localize_done(ol)]
+        files += [P.degraded_log(ol, step) for step in ("degrade", "detect", "localize")]
+    files += [f"{P.robustness_table(stem)}.md" for stem in ("detect_table2", "localize_robustness")]
+    files += [P.robustness_metrics, P.robustness_figure, P.robustness_tables_log]
     return {str(f) for f in files}
 
 

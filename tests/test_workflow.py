@@ -16,23 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, run_pipeline, run_snakemake, shards_of, snakemake_cmd, write_config
+from conftest import job_counts, run_cli, run_pipeline, run_snakemake, shards_of, snakemake_cmd, write_config
 
 from brokenvideos.io.tables import read_table
 from brokenvideos.io.video import read_video, sha256_file
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """The 'Job stats' table Snakemake prints: {rule: count}."""
-    lines = output.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.strip() == "Job stats:")
-    counts = {}
-    for line in lines[start + 3:]:
-        m = re.fullmatch(r"(\S+)\s+(\d+)", line.strip())
-        if not m:
-            break
-        counts[m[1]] = int(m[2])
-    return counts
 
 
 def log_files(root: Path, config: Path) -> list[Path]:
@@ -79,6 +66,8 @@ def test_dry_run_lists_the_rules(tmp_path):
     # ... and both benchmarks: Table 2 and the detection tables (make run builds every table)
     assert counts["tables"] == 1 and counts["detect_train"] == 1
     assert counts["detect_tables"] == 1 and counts["detect_vidaid"] == 1
+    # ... and the robustness tables, every (op, level) of He et al. V-D by the schema's default
+    assert counts["robustness_tables"] == 1 and counts["degrade_videos"] == counts["detect_robustness"] == 9
     assert not (tmp_path / "results/prompts/prompts.parquet").exists()
 
 

@@ -19,8 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "annotate": ("brokenvideos.annotate.step", "write DAVIS masks for one shard of videos"),
     "dataset": ("brokenvideos.dataset.step", "merge shards, validate videos and masks, split, statistics"),
     "ingest": ("brokenvideos.dataset.ingest", "bring a folder of existing videos (and masks) into a manifest"),
+    "export-mevis": ("brokenvideos.dataset.mevis_export", "one split in the MeViS layout (SAMWISE, GLUS, VideoLISA)"),
     "train": ("brokenvideos.train.step", "train a localizer with Ray Train"),
     "predict": ("brokenvideos.models.predict", "write predicted masks for a split"),
+    "import-predictions": ("brokenvideos.models.import_predictions", "an outside model's masks (MeViS output layout) as predictions"),
     "evaluate-masks": ("brokenvideos.metrics.evaluate_masks", "J, F, J&F of predicted masks (DAVIS 2017 semantics)"),
     "evaluate": ("brokenvideos.metrics.evaluate", "score a model's predictions on a split (per video + aggregate)"),
     "tables": ("brokenvideos.report.tables", "BrokenVideos Table 2 and breakdowns as md/csv/tex + figures"),
@@ -36,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "detect-vidaid": ("brokenvideos.detect.vidaid_step", "VID-AID nearest-reference / linear-probe detectors, one-to-many and many-to-many"),
     "detect-tables": ("brokenvideos.detect.tables_step", "He et al. Tables I and III and the Sora-label table"),
     "degrade": ("brokenvideos.degrade.step", "a lossy copy of a video: H.265 ABR / CRF or bit errors (He et al. V-D)"),
+    "degrade-videos": ("brokenvideos.degrade.videos_step", "lossy copies of the test videos for the robustness tables"),
+    "detect-robustness": ("brokenvideos.detect.robustness_step", "detectors on one operation x level's lossy copies (He et al. Table II)"),
+    "localize-robustness": ("brokenvideos.models.robustness_step", "fine-tuned localizers on one operation x level's lossy copies"),
+    "robustness-tables": ("brokenvideos.report.robustness", "He et al. Table II and the localizers' robustness table + figure"),
     "annotate-ui": ("brokenvideos.annotate.ui.server", "the SAM2 annotation tool in a browser, on localhost"),
 }
 

@@ -11,6 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def op_level(op: str, level: int) -> str:
+    """The name of one lossy operation at one level (``crf-2``): its folder and its config entry."""
+    return f"{op}-{level}"
+
+
 class ResultPaths:
     def __init__(self, results: str | Path = "results"):
         self.root = Path(results)
@@ -170,6 +175,19 @@ class ResultPaths:
 
     def predict_log(self, model: str, checkpoint: str) -> Path:
         return self.predictions(model, checkpoint) / "predict.log"
+
+    # predictions of an outside model (config `evaluate.external`, brokenvideos import-predictions)
+    @staticmethod
+    def imported_checkpoint(finetuned: bool) -> str:
+        """An imported model's row: `final` if fine-tuned on BrokenVideos, else `initial`, as a
+        localizer's two rows are named."""
+        return "final" if finetuned else "initial"
+
+    def imported_predictions(self, model: str, finetuned: bool) -> Path:
+        return self.predictions(model, self.imported_checkpoint(finetuned))
+
+    def import_log(self, model: str, checkpoint: str) -> Path:
+        return self.predictions(model, checkpoint) / "import.log"
 
     def metrics_dir(self, model: str, checkpoint: str) -> Path:
         """Evaluation of one model's predictions (one row of Table 2)."""
@@ -338,3 +356,61 @@ class ResultPaths:
     @property
     def detect_tables_log(self) -> Path:
         return self.detect_tables_dir / "detect_tables.log"
+
+    # robustness (He et al. Table II; localizers on lossy copies): one folder per operation x level
+    @property
+    def robustness_dir(self) -> Path:
+        return self.root / "robustness"
+
+    def degraded(self, op_level: str) -> Path:
+        """results/robustness/<op>-<level>/ (e.g. crf-2): the lossy copies and what was tested on them."""
+        return self.robustness_dir / op_level
+
+    def degraded_video(self, op_level: str, video_id: str) -> Path:
+        return self.degraded(op_level) / "videos" / f"{video_id}.mp4"
+
+    def degraded_record(self, op_level: str, video_id: str) -> Path:
+        """The video's `brokenvideos degrade` record, written after its mp4: a finished video."""
+        return self.degraded(op_level) / "records" / f"{video_id}.json"
+
+    def degraded_videos_table(self, op_level: str) -> Path:
+        """The videos contract for the lossy copies (paths and sha256 replaced, the record's columns added)."""
+        return self.degraded(op_level) / "videos.parquet"
+
+    def degraded_log(self, op_level: str, step: str) -> Path:
+        return self.degraded(op_level) / f"{step}.log"
+
+    def robustness_detect_dir(self, op_level: str) -> Path:
+        """Caches and detect-evaluate's contract (<name>/<train>/<test>/metrics.json) on the copies."""
+        return self.degraded(op_level) / "detect"
+
+    def robustness_detect_done(self, op_level: str) -> Path:
+        return self.robustness_detect_dir(op_level) / "metrics.json"
+
+    def robustness_localize_dir(self, op_level: str) -> Path:
+        """Predictions and metrics (<model>/predictions, <model>/metrics/summary.json) on the copies."""
+        return self.degraded(op_level) / "localize"
+
+    def robustness_localize_done(self, op_level: str) -> Path:
+        return self.robustness_localize_dir(op_level) / "metrics.json"
+
+    @property
+    def robustness_tables_dir(self) -> Path:
+        return self.robustness_dir / "tables"
+
+    def robustness_table(self, stem: str) -> Path:
+        """results/robustness/tables/<stem> (add .md/.csv/.tex)."""
+        return self.robustness_tables_dir / stem
+
+    @property
+    def robustness_metrics(self) -> Path:
+        """Both robustness tables as one JSON document (the DVC metric)."""
+        return self.robustness_tables_dir / "robustness.json"
+
+    @property
+    def robustness_figure(self) -> Path:
+        return self.robustness_tables_dir / "figures" / "robustness.png"
+
+    @property
+    def robustness_tables_log(self) -> Path:
+        return self.robustness_tables_dir / "robustness_tables.log"

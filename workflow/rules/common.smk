@@ -77,6 +77,9 @@ RESOURCES = {
     "predict_baseline": {"mem_mb": 2000, "runtime": 60},
     "evaluate_predictions": {"mem_mb": 2000, "runtime": 30},
     "tables": {"mem_mb": 2000, "runtime": 15},
+    "degrade_videos": {"mem_mb": 2000, "runtime": 60},
+    "detect_robustness": {"mem_mb": 4000, "runtime": 60},
+    "localize_robustness": {"mem_mb": 4000, "runtime": 60},
 }
 
 
@@ -90,11 +93,6 @@ def rule_resources(name):
 def shard_files(path_of):
     """``path_of(generator, shard)`` (a ResultPaths method) for every shard of every generator."""
     return [str(path_of(g, k)) for g, k in SHARDS]
-
-
-def ingest_options(entry):
-    flags = {"labels_csv": "--labels-csv", "masks_dir": "--masks-dir", "default_label": "--default-label"}
-    return " ".join(f"{flag} {entry[key]}" for key, flag in flags.items() if entry.get(key))
 
 
 def train_threads():
@@ -114,9 +112,25 @@ def localizer_digest(wildcards):
     return hashlib.sha256(json.dumps({"seed": config["seed"], "train": settings}, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def evaluate_digest():
+    """section_digest("evaluate") without evaluate.external: importing one more outside model
+    re-scores no other row (and the digest is the old one while the list is empty)."""
+    settings = {k: v for k, v in config["evaluate"].items() if k != "external"}
+    return hashlib.sha256(json.dumps({"evaluate": settings}, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# Outside models' masks (evaluate.external), imported into predictions/<name>/<initial|final>/.
+EXTERNAL = {(e["name"], P.imported_checkpoint(e.get("finetuned", False))): e for e in config["evaluate"]["external"]}
+if len(EXTERNAL) < len(config["evaluate"]["external"]):
+    raise ValueError("config: evaluate.external: two entries have the same name and finetuned")
+if {name for name, _ in EXTERNAL} & set(LOCALIZERS + EVAL_BASELINES):
+    raise ValueError("config: evaluate.external: a name is also a localizer's or a baseline's")
+
+
 def table_entries():
     """(method, fine-tuned?, model, checkpoint) rows of Table 2, in the paper's order."""
     rows = [(name, ft, name, ckpt) for name in LOCALIZERS for ft, ckpt in ((False, "initial"), (True, "final"))]
+    rows += [(name, ckpt == "final", name, ckpt) for name, ckpt in EXTERNAL]
     rows += [(b, False, b, "none") for b in EVAL_BASELINES]
     return rows
 

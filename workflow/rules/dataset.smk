@@ -1,3 +1,5 @@
+from brokenvideos.dataset.adapters import cli_flags as ingest_cli_flags
+
 INGEST = {d["name"]: d for d in config["dataset"].get("ingest", [])}
 
 
@@ -11,7 +13,8 @@ rule ingest:
     params:
         bv=BV,
         root=lambda wc: INGEST[wc.name]["root"],
-        extra=lambda wc: ingest_options(INGEST[wc.name]),
+        # format, on_error and every option of the entry, as flags (adapters.cli_flags)
+        extra=lambda wc: ingest_cli_flags(INGEST[wc.name]),
         results=P.root,
     conda:
         "../../envs/pipeline.yaml"

@@ -84,6 +84,34 @@ rule predict_baseline:
         "--out-dir {params.out_dir} > {log} 2>&1"
 
 
+rule import_predictions:
+    input:
+        masks=lambda wc: EXTERNAL[(wc.model, wc.checkpoint)]["dir"],
+        splits=rules.dataset.output.splits,
+    output:
+        str(P.predictions_table("{model}", "{checkpoint}")),
+    benchmark:
+        str(P.benchmark("import_predictions", "{model}", "{checkpoint}"))
+    log:
+        str(P.import_log("{model}", "{checkpoint}")),
+    wildcard_constraints:
+        model="|".join(sorted({name for name, _ in EXTERNAL})) or "(?!)",
+        checkpoint="initial|final",
+    params:
+        bv=BV,
+        split=EVAL_SPLIT,
+        exp=lambda wc: EXTERNAL[(wc.model, wc.checkpoint)].get("exp", "artifact"),
+        entry=lambda wc: json.dumps(EXTERNAL[(wc.model, wc.checkpoint)], sort_keys=True),  # re-run trigger
+        out_dir=lambda wc, output: Path(output[0]).parent,
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        **rule_resources("import_predictions"),
+    shell:
+        "{params.bv} import-predictions --config $BROKENVIDEOS_CONFIG --format mevis --in {input.masks} "
+        "--name {wildcards.model} --split {params.split} --exp {params.exp} --out-dir {params.out_dir} > {log} 2>&1"
+
+
 rule evaluate_predictions:
     input:
         predictions=str(P.predictions_table("{model}", "{checkpoint}")),
@@ -96,7 +124,7 @@ rule evaluate_predictions:
         str(P.evaluate_log("{model}", "{checkpoint}")),
     params:
         bv=BV,
-        digest=section_digest("evaluate"),
+        digest=evaluate_digest(),
         split=EVAL_SPLIT,
         pred_dir=lambda wc, input: Path(input.predictions).parent,
         out_dir=lambda wc, output: Path(output.summary).parent,

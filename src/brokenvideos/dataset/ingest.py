@@ -1,13 +1,18 @@
-"""`brokenvideos ingest`: an existing folder of videos enters the same videos manifest.
+"""`brokenvideos ingest`: an existing dataset on disk enters the same videos manifest.
 
-Layouts understood:
-- any tree of videos, with an optional labels CSV (columns ``video`` — path relative to the root,
-  or its stem — and ``label``; optional ``generator``, ``prompt_id``, ``text``);
-- VID-AID-style ``real/`` and ``fake/<generator>/`` folders: a folder named real (or a
-  ``real`` path component) gives label ``real`` and generator ``real``;
-- BrokenVideos-style masks: ``<masks_dir>/<video stem>/<frame>.png`` (DAVIS palette); a video with
-  a non-empty mask is ``broken``, one without is the default label.
-Every video is decoded and every mask checked before anything is written.
+Its layout is named by ``--format`` (``dataset.ingest[].format``); each format is an adapter in
+``dataset/adapters/`` that only lists the videos (``Item``s). This step does the rest, in two passes
+so memory stays bounded by one video whatever the dataset's size:
+
+1. check every item: decode the video, load its masks and check them against the video's frame
+   count and size, settle its label; the mask volumes are dropped straight away;
+2. write the masks video by video (each an atomic folder swap), then the manifest.
+
+``--on-error stop`` (default): the first bad file stops the step with one line naming it, before
+anything is written. ``--on-error skip``: bad items are logged and left out, the good ones are
+ingested, the rejects table (``path, reason``) is written beside the manifest, and the step still
+fails (non-zero exit) so a rejected file is never silently lost. A bad *layout* (an adapter's own
+InputError: an unreadable labels CSV, no videos at all) stops the step in both modes.
 """
 
 from __future__ import annotations
@@ -18,106 +23,177 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from tqdm import tqdm
 
+from brokenvideos.dataset.adapters import ADAPTERS, build_adapter
+from brokenvideos.dataset.adapters.base import Item, safe_id
 from brokenvideos.errors import BrokenVideosError, InputError
-from brokenvideos.io.masks import read_instances, read_video_masks, write_video_masks
+from brokenvideos.io.masks import write_video_masks
 from brokenvideos.io.tables import LABELS, write_table
-from brokenvideos.io.video import probe_video, sha256_file
+from brokenvideos.io.video import probe_video, read_video, sha256_file, write_video
 from brokenvideos.paths import ResultPaths
 
 log = logging.getLogger(__name__)
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+LOSSLESS_QP = 0  # `encode: true`: frames folders become mp4 at x264's lossless quantizer
 
 
-def _labels_table(path) -> dict[str, dict]:
-    path = Path(path)
-    try:
-        df = pd.read_csv(path, dtype=str).fillna("")
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(path, f"cannot read labels CSV ({exc})") from None
-    if not {"video", "label"} <= set(df.columns):
-        raise InputError(path, f"labels CSV needs columns video,label; has {list(df.columns)}")
-    for r in df.itertuples():
-        if r.label not in LABELS:
-            raise InputError(path, f"row {r.Index + 2}: unknown label {r.label!r} (expected one of {', '.join(LABELS)})")
-    return {r["video"]: r for r in df.to_dict("records")}
+def rejects_path(out) -> Path:
+    """The rejects table of a manifest: ``<stem>.rejects.parquet`` beside it."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.rejects.parquet")
 
 
-def _safe_id(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+def encoded_path(results, name: str, key: str) -> Path:
+    return ResultPaths(results).ingest_dir / name / "videos" / f"{safe_id(key)}.mp4"
 
 
-def scan(root, name: str, labels_csv=None, masks_dir=None, default_label="normal") -> tuple[pd.DataFrame, dict]:
-    """Rows of the videos contract plus the masks to import; raises InputError on the first bad file."""
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError(root, "ingest root is not a directory")
-    labels = _labels_table(labels_csv) if labels_csv else {}
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
-    if not files:
-        raise InputError(root, "no video files found")
-    rows, masks = [], {}
-    for f in tqdm(files, desc=f"ingest {name}", unit="video"):
-        rel = f.relative_to(root)
-        info = probe_video(f)
-        meta = labels.get(str(rel)) or labels.get(f.stem) or {}
-        real = "real" in [part.lower() for part in rel.parts[:-1]]
-        generator = meta.get("generator") or ("real" if real else (rel.parts[-2] if len(rel.parts) > 1 else name))
-        video_id = f"{name}-{_safe_id(str(rel.with_suffix('')))}"
-        label = meta.get("label") or ("real" if real else default_label)
-        num_instances = 0
-        if masks_dir and (Path(masks_dir) / f.stem).is_dir():
-            src = Path(masks_dir) / f.stem
-            vol = read_video_masks(src, info["num_frames"], (info["height"], info["width"]))
-            ids = sorted(set(np.unique(vol).tolist()) - {0})
-            instances = read_instances(src) or {k: "unknown" for k in ids}
-            masks[video_id] = (vol, instances)
-            num_instances = len(ids)
-            if ids and not meta.get("label") and not real:
-                label = "broken"
-        rows.append({
-            "video_id": video_id, "generator": generator,
-            "prompt_id": meta.get("prompt_id") or f"{name}-{_safe_id(f.stem)}",
-            "path": str(f), "label": label, "fps": info["fps"], "num_frames": info["num_frames"],
-            "width": info["width"], "height": info["height"], "sha256": sha256_file(f),
-            "source": f"ingest:{name}", "text": meta.get("text", ""), "num_instances": num_instances,
-        })
-    return pd.DataFrame(rows), masks
+def _check(item: Item, name: str, default_label: str, fps, encode: bool) -> dict:
+    """Pass 1 for one item: the manifest row it will get; raises InputError naming the bad file."""
+    video = Path(item.video)
+    info = probe_video(video, fps=fps)
+    if item.label is not None and item.label not in LABELS:
+        raise InputError(item.video, f"unknown label {item.label!r} (expected one of {', '.join(LABELS)})")
+    ids: list[int] = []
+    if item.masks is not None:
+        vol, _ = _load_masks(item, info)
+        ids = sorted(set(np.unique(vol).tolist()) - {0})
+        del vol  # nothing of a volume outlives its check
+    label = item.label or ("broken" if ids else default_label)
+    if label == "broken" and item.masks is None:
+        raise InputError(item.video, "labelled broken but has no masks")
+    if label != "broken" and ids:
+        raise InputError(item.video, f"labelled {label} but its masks have ids {ids}")
+    if encode and video.is_dir() and (info["width"] % 2 or info["height"] % 2):
+        raise InputError(item.video, f"cannot encode {info['width']}x{info['height']} frames to H.264 4:2:0 "
+                                     "(odd size); ingest without encode")
+    return {
+        "video_id": f"{name}-{safe_id(item.key)}", "generator": item.generator,
+        "prompt_id": item.prompt_id or f"{name}-{safe_id(item.key)}",
+        "path": str(item.video), "label": label, "fps": info["fps"], "num_frames": info["num_frames"],
+        "width": info["width"], "height": info["height"], "sha256": sha256_file(video),
+        "source": f"ingest:{name}", "text": item.text, "num_instances": len(ids),
+    }
 
 
-def ingest(root, name, out, results, labels_csv=None, masks_dir=None, default_label="normal") -> pd.DataFrame:
-    df, masks = scan(root, name, labels_csv, masks_dir, default_label)
-    for r in df.itertuples():  # every check before the first write
-        if r.label == "broken" and r.video_id not in masks:
-            raise InputError(r.path, "labelled broken but has no masks")
+def _load_masks(item: Item, info: dict) -> tuple[np.ndarray, dict[int, str]]:
+    shape = (info["num_frames"], info["height"], info["width"])
+    vol, instances = item.masks(info["num_frames"], shape[1:])
+    if vol.shape != shape:
+        raise InputError(item.video, f"masks are {vol.shape[0]}×{vol.shape[2]}x{vol.shape[1]}, "
+                                     f"video is {shape[0]}×{shape[2]}x{shape[1]}")
+    return vol.astype(np.uint8, copy=False), instances
+
+
+def ingest(entry: dict, out, results="results", on_error: str | None = None) -> pd.DataFrame:
+    """Ingest one ``dataset.ingest[]`` entry into the manifest ``out`` and masks under ``results``."""
+    adapter = build_adapter(entry)
+    name, on_error = adapter.name, on_error or adapter.option("on_error")
+    default_label, fps, encode = adapter.option("default_label"), adapter.option("fps"), bool(adapter.option("encode"))
+    if on_error not in ("stop", "skip"):
+        raise BrokenVideosError(f"--on-error {on_error!r}: use stop or skip")
+
+    rows: dict[str, dict] = {}  # item key -> row; the only state kept across the passes
+    rejects: list[dict] = []
+    rejected: set[str] = set()
+    for item in tqdm(adapter.items(), desc=f"check {name}", unit="video"):
+        if item.key in rows:
+            raise InputError(item.video, f"two videos have the key {item.key!r}")
+        try:
+            rows[item.key] = _check(item, name, default_label, fps, encode)
+        except InputError as exc:
+            if on_error == "stop":
+                raise
+            log.warning("rejected %s: %s", exc.path, exc.problem)
+            rejects.append({"path": exc.path, "reason": exc.problem})
+            rejected.add(item.key)
+    if not rows and not rejects:
+        raise InputError(adapter.root, f"the {adapter.format} layout lists no videos")
+    if not rows:  # everything rejected: the list of why is the step's whole output
+        write_table(pd.DataFrame(rejects, columns=["path", "reason"]), rejects_path(out))
+        raise BrokenVideosError(f"{out}: all {len(rejects)} videos rejected, listed in {rejects_path(out)}")
+    if len({r["video_id"] for r in rows.values()}) < len(rows):
+        raise InputError(adapter.root, "two keys give the same video id once made file-safe")
+
     paths = ResultPaths(results)
-    mask_dirs = []
-    for r in df.itertuples():
-        if r.video_id in masks:
-            vol, instances = masks[r.video_id]
+    done = set()
+    for item in tqdm(adapter.items(), desc=f"write {name}", unit="video"):
+        if item.key in rejected:
+            continue
+        row = rows.get(item.key)
+        if row is None or item.key in done:
+            raise BrokenVideosError(f"{adapter.root}: the {adapter.format} adapter listed other videos on its second pass")
+        if item.masks is not None:
+            vol, instances = _load_masks(item, row)
+            ids = sorted(set(np.unique(vol).tolist()) - {0})
+            instances = instances or {k: "unknown" for k in ids}
         else:  # unannotated normal or real videos get all-zero masks
-            vol, instances = np.zeros((r.num_frames, r.height, r.width), np.uint8), {}
-        write_video_masks(paths.masks(r.video_id), vol, instances, {"annotation.json": {"annotator": "import"}})
-        mask_dirs.append(str(paths.masks(r.video_id)))
-    df["mask_dir"], df["annotator"] = mask_dirs, "import"
+            vol, instances = np.zeros((row["num_frames"], row["height"], row["width"]), np.uint8), {}
+        write_video_masks(paths.masks(row["video_id"]), vol, instances, {"annotation.json": {"annotator": "import"}})
+        del vol
+        if encode and Path(item.video).is_dir():
+            mp4 = encoded_path(results, name, item.key)
+            rate = max(1, round(row["fps"]))  # mp4 timestamps here are whole frames per second
+            write_video(mp4, read_video(item.video), fps=rate, qp=LOSSLESS_QP)
+            row.update(path=str(mp4), sha256=sha256_file(mp4), fps=float(rate), source_frames=str(item.video))
+        row.update(mask_dir=str(paths.masks(row["video_id"])), annotator="import")
+        done.add(item.key)
+    if done != set(rows):
+        raise BrokenVideosError(f"{adapter.root}: the {adapter.format} adapter listed other videos on its second pass")
+
+    df = pd.DataFrame(list(rows.values()))
+    if "source_frames" in df:
+        df["source_frames"] = df["source_frames"].fillna("")
     write_table(df, out, kind="videos")
-    log.info("ingested %d videos from %s into %s (%s)", len(df), root, out, df.label.value_counts().to_dict())
+    write_table(pd.DataFrame(rejects, columns=["path", "reason"]), rejects_path(out))
+    log.info("ingested %d videos from %s into %s (%s)", len(df), adapter.root, out, df.label.value_counts().to_dict())
+    if rejects:
+        raise BrokenVideosError(f"{out}: {len(rejects)} of {len(rejects) + len(df)} videos rejected, "
+                                f"listed in {rejects_path(out)}")
     return df
 
 
+# ---- CLI -------------------------------------------------------------------------------------------
+
+def _option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise BrokenVideosError(f"--option {text!r}: use KEY=VALUE (VALUE in YAML, e.g. generators='{{Cog5B: CogVideoX-5B}}')")
+    return key.replace("-", "_"), yaml.safe_load(value)
+
+
 def add_arguments(p) -> None:
-    p.add_argument("--root", required=True, help="folder of videos")
+    p.add_argument("--root", required=True, help="folder of the dataset")
     p.add_argument("--name", required=True, help="dataset name, prefixes video ids")
     p.add_argument("--out", required=True, help="manifest to write (videos contract)")
     p.add_argument("--results", default="results", help="results root (masks go to <results>/masks)")
-    p.add_argument("--labels-csv")
-    p.add_argument("--masks-dir")
-    p.add_argument("--default-label", default="normal", choices=LABELS)
+    p.add_argument("--format", default="folder", choices=sorted(ADAPTERS), help="layout of the dataset (default folder)")
+    p.add_argument("--on-error", choices=("stop", "skip"),
+                   help="stop (default): first bad file fails the step, nothing written; skip: ingest the "
+                        "rest, list the bad ones in <out stem>.rejects.parquet, exit non-zero")
+    p.add_argument("--labels-csv", help="folder: CSV of video,label[,generator,prompt_id,text]")
+    p.add_argument("--masks-dir", help="folder/brokenvideos: masks as <masks_dir>/<video>/<frame>.png")
+    p.add_argument("--default-label", choices=LABELS, help="label of a video without masks or label (default normal)")
+    p.add_argument("--fps", type=float, help="frame rate of frames folders (default 24)")
+    p.add_argument("--encode", action="store_true", help="encode frames folders to lossless mp4 under "
+                                                         "<results>/ingest/<name>/videos/")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other option of the format (VALUE in YAML), as in dataset.ingest[] config")
+
+
+def entry_from_args(args) -> dict:
+    entry = {"name": args.name, "root": args.root, "format": args.format}
+    for key in ("labels_csv", "masks_dir", "default_label", "fps"):
+        if getattr(args, key) is not None:
+            entry[key] = getattr(args, key)
+    if args.encode:
+        entry["encode"] = True
+    entry.update(_option(text) for text in args.option)
+    return entry
 
 
 def run(args) -> int:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.name):
         raise BrokenVideosError(f"--name {args.name!r}: use letters, digits, '_', '.', '-'")
-    ingest(args.root, args.name, args.out, args.results, args.labels_csv, args.masks_dir, args.default_label)
+    ingest(entry_from_args(args), args.out, args.results, args.on_error)
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -63,7 +64,11 @@ def _maybe_inject_failure(cfg: dict, job: str, epoch: int, rank: int) -> None:
 def _report(metrics: dict, state: dict, rank: int) -> None:
     import ray.train
 
-    ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(save_checkpoint(state, rank)))
+    d = save_checkpoint(state, rank)
+    try:
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+    finally:  # report has copied it into the run's storage
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def _resume(rank: int) -> dict | None:

@@ -53,11 +53,12 @@ def frame_scores(gt: np.ndarray, pred: np.ndarray) -> dict:
             "frames_fn": int((~fires & has_gt).sum()), "frames_tn": int((~fires & ~has_gt).sum())}
 
 
-def evaluate_split(cfg: dict, pred_dir, split: str, protocol: str, normal_target: str) -> pd.DataFrame:
+def evaluate_split(cfg: dict, pred_dir, split: str, protocol: str, normal_target: str,
+                   videos_path=None) -> pd.DataFrame:
     if protocol not in PROTOCOLS or normal_target not in NORMAL_TARGETS:
         raise BrokenVideosError(f"evaluate: protocol must be one of {list(PROTOCOLS)} and normal_target one of {NORMAL_TARGETS}")
     paths = ResultPaths(cfg["results"])
-    rows = split_videos(paths.videos_table, paths.splits_table, split)
+    rows = split_videos(videos_path or paths.videos_table, paths.splits_table, split)
     pred_dir = Path(pred_dir)
     out = []
     for row in tqdm(rows.to_dict("records"), desc=f"evaluate {pred_dir}", unit="video"):

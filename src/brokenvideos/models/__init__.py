@@ -22,6 +22,7 @@ INFERENCE_NAME = "inference.json"
 ARCHS = {
     "st_unet": "brokenvideos.models.st_unet:SpatioTemporalUNet",
     "lite0_unet": "brokenvideos.models.lite0_unet:Lite0UNet",
+    "sam2_artifact": "brokenvideos.models.sam2_artifact:Sam2Artifact",
 }
 
 

@@ -67,12 +67,13 @@ def baseline_operating_point(name: str, paths: ResultPaths, seed: int) -> dict:
     return calibrate(samples, thresholds=(0.5,))
 
 
-def predict_split(cfg: dict, out_dir, split: str, weights=None, baseline=None) -> pd.DataFrame:
-    """Masks for ``split``; a localizer's clip length and operating point come from its directory."""
+def predict_split(cfg: dict, out_dir, split: str, weights=None, baseline=None, videos_path=None) -> pd.DataFrame:
+    """Masks for ``split``; a localizer's clip length and operating point come from its directory.
+    ``videos_path``: another videos table over the same ids (e.g. lossy copies) instead of the dataset's."""
     if (weights is None) == (baseline is None):
         raise BrokenVideosError("predict: give exactly one of --weights and --baseline")
     paths = ResultPaths(cfg["results"])
-    rows = split_videos(paths.videos_table, paths.splits_table, split)
+    rows = split_videos(videos_path or paths.videos_table, paths.splits_table, split)
     if rows.empty:
         raise BrokenVideosError(f"{paths.splits_table}: no broken or normal videos in split {split!r}")
     model = None

@@ -22,9 +22,11 @@ from brokenvideos.paths import ResultPaths
 PHASES: dict[str, tuple[str, ...]] = {
     "data": ("prompts", "generate_shard", "annotate_shard", "ingest", "dataset"),
     "annotation quality": ("annotation_quality",),
-    "localize": ("train_localizer", "predict_localizer", "predict_baseline", "evaluate_predictions", "tables"),
+    "localize": ("train_localizer", "predict_localizer", "predict_baseline", "evaluate_predictions", "import_predictions",
+                 "tables"),
     "detect": ("detect_split", "detect_predictor", "detect_encoder_features", "detect_prediction_errors",
                "detect_train", "detect_evaluate", "detect_sora", "detect_tables", "detect_vidaid"),
+    "robustness": ("degrade_videos", "detect_robustness", "localize_robustness", "robustness_tables"),
 }
 PHASE_OF = {rule: phase for phase, rules in PHASES.items() for rule in rules}
 

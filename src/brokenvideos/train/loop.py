@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -87,7 +88,9 @@ def train_loop_per_worker(cfg: dict) -> None:
     recipe = cfg["recipe"]
 
     model = model_class(cfg["model"]["arch"]).from_pretrained(cfg["initial_dir"])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    # Frozen parts (a pre-trained encoder) stay out of the optimizer: no state, no weight decay.
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=recipe["lr"], weight_decay=recipe["weight_decay"])
     step, start_epoch, history = 0, 0, []
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
@@ -142,7 +145,10 @@ def train_loop_per_worker(cfg: dict) -> None:
         last = step >= total_steps or epoch == num_epochs - 1
         if rank == 0 and (last or (epoch + 1) % cfg.get("checkpoint_every_epochs", 1) == 0):
             d = _save_state(model, optimizer, step, epoch, history)
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+            try:
+                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+            finally:  # report has copied it into the run's storage; a SAM2 state is hundreds of MB
+                shutil.rmtree(d, ignore_errors=True)
         else:
             ray.train.report(metrics)
         if step >= total_steps:
