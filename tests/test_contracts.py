@@ -139,7 +139,8 @@ def test_annotator_contract(method, annotated_video):
 # ---- localizers ---------------------------------------------------------------------------------
 
 LOCALIZER_KWARGS = {"st_unet": {"base_channels": 4, "depth": 2, "patch_size": 2, "global_context": True},
-                    "lite0_unet": {"decoder_channels": 8}}
+                    "lite0_unet": {"decoder_channels": 8},
+                    "sam2_artifact": {"checkpoint": None, "allow_random_init": True, "image_size": 64}}
 
 
 def test_every_localizer_has_a_contract_factory():
