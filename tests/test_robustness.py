@@ -71,6 +71,14 @@ def test_rerun_keeps_finished_copies_and_their_bytes(videos):
     assert json.loads(paths.degraded_record("crf-3", "v1").read_text())["op"] == "crf"
 
 
+def test_a_new_bit_error_rate_remakes_the_copies(videos):
+    root, rows = videos
+    first = degrade_videos(cfg_for(root), rows, "bit-error", 1)
+    again = degrade_videos(cfg_for(root, intervals=(1500, 2000, 1000)), rows, "bit-error", 1)
+    assert (again.degrade_flipped_bits == first.degrade_flipped_bits * 2).all()  # not the old copies
+    assert again.sha256.tolist() != first.sha256.tolist()
+
+
 def test_operations_are_in_the_papers_row_order():
     assert _ordered(["crf-1", "abr-3", "bit-error-2", "abr-1"]) == [("bit-error", 2), ("abr", 1), ("abr", 3),
                                                                      ("crf", 1)]

@@ -3,8 +3,8 @@
 Which videos: the detection test split (every label, for He et al. Table II) and the broken videos
 of the localization evaluation split (for the localizers' table); each is degraded once, whichever
 side asks for it. Output, under ``results/robustness/<op>-<level>/``: ``videos/<id>.mp4``,
-``records/<id>.json`` (the `degrade` record, written after its mp4, so a re-run skips the finished
-videos), and ``videos.parquet``, the videos contract of the copies (path and sha256 replaced, the
+``records/<id>.json`` (the `degrade` record plus the source's sha256, the bit-error interval and seed,
+written after its mp4, so a re-run skips the videos finished from the same source at the same rate), and ``videos.parquet``, the videos contract of the copies (path and sha256 replaced, the
 record's measurements added), written last.
 """
 
@@ -52,17 +52,19 @@ def degrade_videos(cfg: dict, rows: pd.DataFrame, op: str, level: int) -> pd.Dat
     out_rows = []
     for row in tqdm(rows.to_dict("records"), desc=f"degrade {name}", unit="video"):
         out, rec_path = paths.degraded_video(name, row["video_id"]), paths.degraded_record(name, row["video_id"])
-        if rec_path.exists() and out.exists():  # finished by an earlier run
-            record = json.loads(rec_path.read_text())
-        else:
+        seed = derive_seed(cfg["seed"], "degrade", row["video_id"]) % (2**32)
+        made_from = {"source_sha256": row["sha256"], "interval": interval, "seed": seed}
+        record = json.loads(rec_path.read_text()) if rec_path.exists() and out.exists() else {}
+        if {k: record.get(k) for k in made_from} != made_from:  # not finished, or made from another source, rate or seed
+            rec_path.unlink(missing_ok=True)
             out.parent.mkdir(parents=True, exist_ok=True)
-            seed = derive_seed(cfg["seed"], "degrade", row["video_id"]) % (2**32)
             record = degrade(row["path"], out, op, level, seed=seed, interval=interval)
             if record["frames_decoded"] != row["num_frames"]:
                 # Reported, not dropped: every later step expects the source's frame count.
                 raise InputError(out, f"{record['frames_decoded']} of {row['num_frames']} frames decode "
                                       f"({record['packets_failed']} packets failed); lower the bit-error rate "
                                       "(robustness.bit_error_intervals)")
+            record |= made_from
             write_json(rec_path, record)
         out_rows.append({**row, "path": str(out), "sha256": sha256_file(out), "source": f"degrade:{op}:{level}",
                          **{f"degrade_{k}": record[k] for k in RECORD_COLUMNS}})
