@@ -55,3 +55,16 @@ def test_bad_frames_name_the_file(frames, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="frames folder has no jpg/jpeg/png images"):
         probe_video(tmp_path / "empty")
+
+
+def test_overlay_of_a_frames_folder(frames, tmp_path):
+    from brokenvideos.annotate.export import write_overlay
+
+    folder, data = frames
+    masks = np.zeros((T, H, W), np.uint8)
+    masks[:, 2:8, 3:9] = 1
+    write_overlay(folder, masks, {1: "visual_breakdown"}, tmp_path / "a.mp4")  # no rate: FRAMES_FPS
+    write_overlay(folder, masks, {1: "visual_breakdown"}, tmp_path / "b.mp4", fps=10)  # the manifest's
+    assert probe_video(tmp_path / "a.mp4")["fps"] == 24.0
+    info = probe_video(tmp_path / "b.mp4")
+    assert (info["fps"], info["num_frames"], info["width"], info["height"]) == (10.0, T, W, H)

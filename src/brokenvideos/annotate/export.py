@@ -20,7 +20,7 @@ from pycocotools import mask as mask_utils
 from brokenvideos.errors import InputError
 from brokenvideos.io.atomic import write_json
 from brokenvideos.io.masks import PALETTE
-from brokenvideos.io.video import read_video, write_video
+from brokenvideos.io.video import FRAMES_FPS, read_video, write_video
 
 RLE_FORMAT = "brokenvideos-coco-rle/1"
 
@@ -51,20 +51,24 @@ def render_overlay(frames: np.ndarray, masks: np.ndarray, instances: dict[int, s
 
 
 def _fps(video_path) -> int:
+    if Path(video_path).is_dir():  # a frames folder has no rate of its own
+        return max(1, round(FRAMES_FPS))
     with av.open(str(video_path)) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
     return max(1, round(float(rate))) if rate else 24
 
 
-def write_overlay(video_path, masks: np.ndarray, instances: dict[int, str], out_path, alpha: float = 0.5) -> None:
-    """Overlay mp4 of ``masks`` on the video at ``video_path`` (same frame count and size)."""
+def write_overlay(video_path, masks: np.ndarray, instances: dict[int, str], out_path, alpha: float = 0.5,
+                  fps: float | None = None) -> None:
+    """Overlay mp4 of ``masks`` on the video at ``video_path`` (same frame count and size), at
+    ``fps`` (the manifest's) or else the source's own rate."""
     frames = read_video(video_path)
     if frames.shape[:3] != masks.shape:
         t, h, w = frames.shape[:3]
         raise InputError(video_path, f"video is {t} frames of {w}x{h}, masks are {masks.shape[0]} of "
                                      f"{masks.shape[2]}x{masks.shape[1]}")
-    write_video(out_path, render_overlay(frames, masks, instances, alpha), fps=_fps(video_path))
+    write_video(out_path, render_overlay(frames, masks, instances, alpha), fps=max(1, round(fps)) if fps else _fps(video_path))
 
 
 def encode_coco_rle(masks: np.ndarray, instances: dict[int, str]) -> dict:

@@ -1,8 +1,8 @@
 """`brokenvideos annotate`: DAVIS masks for every video of one shard manifest.
 
-Masks land in ``<results>/masks/<video_id>/`` as one atomic directory swap, with an
-``annotation.json`` saying who made them from which video bytes; a re-run skips videos whose
-masks were made by the same method from the same bytes.
+Masks land in ``<results>/masks/<video_id>/`` as one atomic directory swap, then their exports,
+then (last) an ``annotation.json`` saying who made them from which video bytes; a re-run skips
+videos whose record says the same method made them from the same bytes.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tqdm import tqdm
 from brokenvideos.annotate import build_annotator
 from brokenvideos.config import config_digest, load_config
 from brokenvideos.errors import BrokenVideosError
-from brokenvideos.io.atomic import sweep_temporaries
+from brokenvideos.io.atomic import sweep_temporaries, write_json
 from brokenvideos.io.masks import write_video_masks
 from brokenvideos.io.tables import read_table, write_table
 from brokenvideos.io.video import sha256_file
@@ -43,7 +43,7 @@ def export_annotation(video: dict, ann, mask_dir, exports) -> None:
     from brokenvideos.annotate.export import write_coco_rle, write_overlay
 
     if "overlay" in exports:
-        write_overlay(video["path"], ann.masks, ann.instances, mask_dir / "overlay.mp4")
+        write_overlay(video["path"], ann.masks, ann.instances, mask_dir / "overlay.mp4", fps=video.get("fps"))
     if "coco_rle" in exports:
         write_coco_rle(ann.masks, ann.instances, mask_dir / "rle.json")
 
@@ -77,9 +77,11 @@ def annotate_manifest(cfg: dict, videos_path, out_path) -> pd.DataFrame:
                 if ann.masks.shape != expected:
                     raise BrokenVideosError(f"{video['path']}: annotator returned masks {ann.masks.shape}, "
                                             f"video is {expected}")
-                write_video_masks(mask_dir, ann.masks, ann.instances, {"annotation.json": provenance})
+                write_video_masks(mask_dir, ann.masks, ann.instances)
                 instances = ann.instances
                 export_annotation(video, ann, mask_dir, exports)
+                # the record last: a job killed before it leaves masks that a re-run redoes
+                write_json(mask_dir / "annotation.json", provenance)
             row.update(mask_dir=str(mask_dir), num_instances=len(instances))
         except BrokenVideosError as exc:
             # One bad video is recorded and reported; the rest of the shard is still annotated.
