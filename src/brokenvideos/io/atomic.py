@@ -1,17 +1,60 @@
 """Atomic writes: write beside the target, fsync, then rename over it.
 
 A step killed half-way leaves either the old file or the new one, never a torn one; the
-temporary names start with '.tmp-' so a resumed step can sweep them.
+temporary names start with '.tmp-' so a resumed step can sweep them. A full disk is the same case:
+the partial temporary is removed and the step stops with one line naming the file (``DiskFull``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from brokenvideos.errors import InputError
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFull(InputError):
+    """A write ran out of space. Raised after the partial file is gone, so a re-run trusts nothing."""
+
+    def __init__(self, path, problem: str | None = None):
+        if problem is None:
+            problem = (f"no space left on device ({_free(Path(path).parent)} free there); nothing partial "
+                       f"was kept: free some space, or point `results:` at a bigger disk, and re-run to "
+                       f"resume")
+        super().__init__(path, problem)
+
+
+def _free(directory: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(directory).free / 2**20:.1f} MiB"
+    except OSError:
+        return "unknown"
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    # Writers report it their own way: OSError's errno (Python, PIL), only the text (pyarrow's
+    # OSError, the encoder process's RuntimeError).
+    return getattr(exc, "errno", None) in _FULL or "No space left on device" in str(exc) \
+        or "Disk quota exceeded" in str(exc)
+
+
+@contextlib.contextmanager
+def _reporting_disk_full(target: Path):
+    try:
+        yield
+    except DiskFull:
+        raise
+    except Exception as exc:
+        if _is_disk_full(exc):
+            raise DiskFull(target) from exc
+        raise
 
 
 @contextlib.contextmanager
@@ -24,9 +67,10 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None):
     os.close(fd)
     tmp = Path(tmp)
     try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        with _reporting_disk_full(target):
+            yield tmp
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, target)
     finally:
         if tmp.exists():
@@ -67,7 +111,8 @@ def atomic_dir(target: str | os.PathLike):
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
     try:
-        yield tmp
+        with _reporting_disk_full(target):
+            yield tmp
         if target.exists():
             old = target.with_name(f".old-{target.name}-{os.getpid()}")
             os.replace(target, old)

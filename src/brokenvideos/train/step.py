@@ -85,12 +85,17 @@ def train(cfg: dict, out_dir, videos_path=None, splits_path=None, name: str | No
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchTrainer
 
+    from brokenvideos.train.loopback import torch_config
+
     paths = ResultPaths(cfg["results"])
     settings = train_settings(cfg, name)
     ray_cfg = settings["ray"]
     recipe = resolve_recipe(settings, ray_cfg["num_workers"])
     videos_path, splits_path = videos_path or paths.videos_table, splits_path or paths.splits_table
     rows = split_videos(videos_path, splits_path, "train").to_dict("records")
+    # The run's name (its checkpoints' folder, in metrics.json) from the table's own paths: the
+    # same wherever the results directory lives.
+    data_digest = hashlib.sha256("".join(r["sha256"] + r["mask_dir"] for r in rows).encode()).hexdigest()[:8]
     for r in rows:  # Ray workers run in their own working directory: hand them absolute paths
         r["path"], r["mask_dir"] = str(Path(r["path"]).resolve()), str(Path(r["mask_dir"]).resolve())
     if not rows:
@@ -105,7 +110,6 @@ def train(cfg: dict, out_dir, videos_path=None, splits_path=None, name: str | No
     write_json(initial_dir / POSTPROCESS_NAME, post)
     log.info("operating point of the initial weights, chosen on the train split: %s", post)
 
-    data_digest = hashlib.sha256("".join(r["sha256"] + r["mask_dir"] for r in rows).encode()).hexdigest()[:8]
     run_name = f"run-{config_digest({'train': settings, 'seed': cfg['seed']})}-{data_digest}"
     storage = out_dir / "ray"
     if (storage / run_name / COMPLETED).exists():
@@ -123,6 +127,7 @@ def train(cfg: dict, out_dir, videos_path=None, splits_path=None, name: str | No
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_cfg,
+        torch_config=torch_config(ray_cfg),
         scaling_config=ScalingConfig(num_workers=ray_cfg["num_workers"], use_gpu=ray_cfg["use_gpu"],
                                      resources_per_worker=resources),
         run_config=RunConfig(
