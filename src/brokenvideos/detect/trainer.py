@@ -25,6 +25,7 @@ def ray_fit(loop, loop_cfg: dict, out_dir, run_key: dict, settings: dict, load=N
     from ray.train.torch import TorchTrainer
 
     from brokenvideos.detect.loop import load_checkpoint
+    from brokenvideos.train.loopback import torch_config
 
     ray_cfg = settings["ray"]
     storage = Path(out_dir).resolve() / "ray"
@@ -39,7 +40,7 @@ def ray_fit(loop, loop_cfg: dict, out_dir, run_key: dict, settings: dict, load=N
     if ray_cfg.get("use_gpu"):
         resources["GPU"] = 1
     trainer = TorchTrainer(
-        loop, train_loop_config=loop_cfg,
+        loop, train_loop_config=loop_cfg, torch_config=torch_config(ray_cfg),
         scaling_config=ScalingConfig(num_workers=ray_cfg["num_workers"], use_gpu=bool(ray_cfg.get("use_gpu")),
                                      resources_per_worker=resources),
         run_config=RunConfig(name=run_name, storage_path=str(storage),
