@@ -23,7 +23,7 @@ CONFIG = {"prompts": {"num_prompts": 12, "normal_fraction": 0.25},
           "generators": [{"name": GENERATOR, "backend": "synthetic", "family": "upsampler", "shards": 1}]}
 PAGE = 4096
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a tmpfs")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a tmpfs")
 
 
 def generate(workdir: Path):
@@ -52,6 +52,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(results)], check=False)
 
 
+@needs_root
 def test_a_full_disk_stops_generate_cleanly_and_the_rerun_resumes(tmp_path, small_disk):
     clean, full = tmp_path / "clean", tmp_path / "full"
     for d in (clean, full):
@@ -102,3 +103,28 @@ def test_a_full_disk_stops_generate_cleanly_and_the_rerun_resumes(tmp_path, smal
     assert files(results) == want
     rows = read_table(results / "videos" / GENERATOR / "shard-0.parquet", kind="videos")
     assert all(sha256_file(results / "videos" / GENERATOR / Path(p).name) == s for p, s in zip(rows.path, rows.sha256))
+
+
+@pytest.mark.parametrize("raised", [
+    OSError(28, "No space left on device"),  # Python's and PIL's writes
+    OSError("Error writing bytes to file. Detail: [errno 28] No space left on device"),  # pyarrow's text
+    RuntimeError("x.mp4: OSError: [Errno 28] No space left on device"),  # from the encoder process
+])
+def test_every_writers_disk_full_becomes_one_line_naming_the_file(tmp_path, raised):
+    from brokenvideos.io.atomic import DiskFull, atomic_path
+
+    target = tmp_path / "out" / "table.parquet"
+    with pytest.raises(DiskFull) as caught:
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half a file")
+            raise raised
+    assert str(caught.value).startswith(f"{target}: no space left on device")
+    assert list(target.parent.iterdir()) == []  # the partial temporary is gone
+
+
+def test_other_write_errors_are_not_called_a_full_disk(tmp_path):
+    from brokenvideos.io.atomic import atomic_path
+
+    with pytest.raises(PermissionError):
+        with atomic_path(tmp_path / "t.json"):
+            raise PermissionError(13, "Permission denied")

@@ -3,8 +3,9 @@ annotate, dataset, train, predict, evaluate — at a seeded random moment inside
 then unlocked and resumed with --rerun-incomplete, ends with the same outputs as a clean run:
 tables, masks, videos and metrics byte for byte, weights tensor for tensor.
 
-What may differ is named in SKIPPED and VOLATILE below: logs, Snakemake benchmarks, Ray's
-checkpoint folders and wall-clock fields.
+Training is killed once a checkpoint is registered, so its resumed run continues from that
+checkpoint. What may differ is named in SKIPPED_* and VOLATILE below: logs, Snakemake benchmarks,
+Ray's checkpoint folders, wall-clock fields and the epoch a resumed worker group began at.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from conftest import run_snakemake, snakemake_cmd, train_section, write_config
+from fixtures.scale.procs import registered_checkpoints
 
 SEED = 16  # the kill moments; printed so a failure can be replayed
 PHASES = ["generate_shard", "annotate_shard", "dataset", "train_localizer", "predict_localizer",
@@ -32,12 +35,14 @@ SKIPPED_SUFFIXES = {".log", ".tsv"}
 SKIPPED_FILES = {"tables/figures/training_curves.png"}
 # Wall-clock fields of otherwise deterministic JSON/CSV records.
 VOLATILE = {"seconds", "items_per_s", "job_seconds", "wall_seconds", "elapsed_s", "train_seconds", "started",
-            "finished", "timestamp", "time_s", "duration_s", "clips_per_s", "clips_per_s_worker"}
+            "finished", "timestamp", "time_s", "duration_s", "clips_per_s", "clips_per_s_worker",
+            "started_at_epoch"}  # the epoch a (resumed) worker group began at: what the test checks
+TRAIN_OUT = Path("results/train/st_unet")
 
 
 def write_run_config(workdir: Path) -> Path:
-    # A clip of 8 frames and 4 epochs: training (~60 s, a third of it Ray's start) can be caught
-    # before its first checkpoint or inside its loop.
+    # A clip of 8 frames and 4 epochs (a checkpoint each): training lasts ~60 s, a third of it
+    # Ray's start.
     return write_config(workdir, prompts={"num_prompts": 12, "normal_fraction": 0.25},
                         video={"width": 64, "height": 48, "num_frames": 8, "fps": 6, "qp": 18},
                         train=train_section(overrides={"epochs": 4, "batch_size": 2, "warmup_steps": 1}),
@@ -57,16 +62,16 @@ def started_rules(log: Path) -> list[str]:
     return out
 
 
-def kill_inside(workdir: Path, rule: str, delay: float, attempt: int) -> bool:
+def kill_inside(workdir: Path, rule: str, delay: float, attempt: int, ready=lambda: True) -> bool:
     """Start (or resume) the run; SIGKILL its process group ``delay`` s after a job of ``rule``
-    starts. Returns False if the run ended before that rule started."""
+    has started and ``ready()`` holds. Returns False if the run ended before that."""
     log = workdir / f"snakemake-{attempt}.out"
     with open(log, "w") as fh:
         proc = subprocess.Popen(snakemake_cmd(workdir, "-j2", "--rerun-incomplete", TARGET), cwd=workdir,
                                 start_new_session=True, stdout=fh, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 600
         try:
-            while rule not in started_rules(log):
+            while rule not in started_rules(log) or not ready():
                 if proc.poll() is not None or time.monotonic() > deadline:
                     return False
                 time.sleep(0.05)
@@ -107,8 +112,6 @@ def same_content(a: Path, b: Path) -> bool:
     if a.suffix == ".json":
         return scrub(json.loads(a.read_text())) == scrub(json.loads(b.read_text()))
     if a.suffix == ".csv":  # training curves: the loss column must agree, wall-clock columns may not
-        import pandas as pd
-
         da, db = pd.read_csv(a), pd.read_csv(b)
         keep = [c for c in da.columns if c not in VOLATILE]
         return list(da.columns) == list(db.columns) and da[keep].equals(db[keep])
@@ -139,11 +142,18 @@ def test_a_run_killed_in_every_phase_ends_as_a_clean_run(tmp_path):
 
     rng = random.Random(SEED)
     for attempt, rule in enumerate(PHASES):
-        # inside the job: after the CLI has started (≥ 1 s of imports), before short jobs end
-        delay = rng.uniform(1.0, 2.0) if rule != "train_localizer" else rng.uniform(4.0, 40.0)
-        assert kill_inside(killed, rule, delay, attempt), f"seed {SEED}: the run ended before {rule} started"
+        if rule == "train_localizer":
+            # inside the training loop: once a checkpoint is registered, within the next epoch or two,
+            # so that the resumed run continues from that checkpoint and must still end identical
+            delay, ready = rng.uniform(0.0, 0.5), lambda: registered_checkpoints(killed / TRAIN_OUT) >= 1
+        else:  # inside the job: after the CLI has started (≥ 1 s of imports), before short jobs end
+            delay, ready = rng.uniform(1.0, 2.0), lambda: True
+        assert kill_inside(killed, rule, delay, attempt, ready), f"seed {SEED}: the run ended before {rule} started"
     done = run_snakemake(killed, "-j2", "--rerun-incomplete", TARGET, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
+
+    # the killed training did resume from its checkpoint, not start over
+    assert pd.read_csv(killed / TRAIN_OUT / "metrics.csv").started_at_epoch.max() > 0
 
     want, got = outputs(clean), outputs(killed)
     assert sorted(got) == sorted(want), set(got) ^ set(want)

@@ -19,21 +19,11 @@ import pytest
 import yaml
 
 from conftest import run_pipeline, tiny_overrides, train_section, write_config
-from fixtures.scale.procs import cli_cmd, cli_env, is_loopback, listening, ray_workers, tree
+from fixtures.scale.procs import cli_cmd, cli_env, is_loopback, listening, ray_workers, registered_checkpoints, tree
 
 pytestmark = pytest.mark.slow
 
 EPOCHS = 16  # room after the first registered checkpoint: the kill must land while training still runs
-
-
-def _registered_checkpoints(out: Path) -> int:
-    total = 0
-    for snapshot in out.glob("ray/run-*/checkpoint_manager_snapshot.json"):
-        try:
-            total += len(json.loads(snapshot.read_text()).get("checkpoint_results", []))
-        except (json.JSONDecodeError, OSError):  # being written
-            pass
-    return total
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +46,7 @@ def killed_training(tmp_path_factory):
                 pids = {p.pid for p in tree(proc.pid)}
                 # a checkpoint registered with Ray Train's controller (its snapshot names it), not only
                 # uploaded: a report still queued when its worker dies is lost, and epochs here are short
-                if killed is None and _registered_checkpoints(out) >= 1:
+                if killed is None and registered_checkpoints(out) >= 1:
                     workers = ray_workers(pids)
                     if workers:
                         killed = workers[-1].pid
