@@ -128,3 +128,16 @@ def test_other_write_errors_are_not_called_a_full_disk(tmp_path):
     with pytest.raises(PermissionError):
         with atomic_path(tmp_path / "t.json"):
             raise PermissionError(13, "Permission denied")
+
+
+def test_a_folder_being_built_names_itself_not_its_temporary_file(tmp_path):
+    from brokenvideos.io.atomic import DiskFull, atomic_dir, write_json
+
+    target = tmp_path / "masks" / "video-1"
+    with pytest.raises(DiskFull) as caught:
+        with atomic_dir(target) as tmp:
+            with pytest.MonkeyPatch.context() as mp:  # the sidecar's write runs out of space
+                mp.setattr("os.fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+                write_json(tmp / "instances.json", {})
+    assert str(caught.value).startswith(f"{target}: no space left on device")
+    assert list(target.parent.iterdir()) == []

@@ -46,10 +46,14 @@ def _is_disk_full(exc: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def _reporting_disk_full(target: Path):
+def _reporting_disk_full(target: Path, outermost: bool = False):
+    """``outermost``: a folder being built names itself, not the temporary file inside it that hit
+    the limit; a file written on its own keeps a DiskFull raised deeper down as it is."""
     try:
         yield
-    except DiskFull:
+    except DiskFull as exc:
+        if outermost:
+            raise DiskFull(target) from exc
         raise
     except Exception as exc:
         if _is_disk_full(exc):
@@ -111,7 +115,7 @@ def atomic_dir(target: str | os.PathLike):
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
     try:
-        with _reporting_disk_full(target):
+        with _reporting_disk_full(target, outermost=True):
             yield tmp
         if target.exists():
             old = target.with_name(f".old-{target.name}-{os.getpid()}")
