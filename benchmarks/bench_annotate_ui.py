@@ -9,8 +9,9 @@ What is timed:
 * bare: ``predictor.add_new_points_or_box`` in this process, on the same video, the same click
   sequence (per block a new object: first click ``clear_old_points``, later ones refine), the
   same weights;
-* page: the same clicks through the real page in Debian's chromium (``bv.prompt``: fetch, JSON,
-  RLE decode, overlay drawn), timed inside the page with ``performance.now``;
+* page: the same clicks through the real page in Debian's chromium (``bv.prompt``: a message on
+  the click channel, JSON, RLE decode of the changed objects, overlay drawn), timed inside the
+  page with ``performance.now``;
 * http: the same through httpx from Python (request to decoded JSON);
 * annotate step: ``Sam2Annotator.annotate`` on a prompt file with the same two prompts, timing
   only its ``propagate_in_video`` loops (frames yielded / seconds);
@@ -155,12 +156,12 @@ def start_server_thread(ws):
     import uvicorn
 
     from brokenvideos.annotate.ui.app import create_app
-    from brokenvideos.annotate.ui.server import bind, build_store
+    from brokenvideos.annotate.ui.server import bind, build_store, uvicorn_config
 
     store = build_store(ws["config"], ws["root"] / "videos", ws["root"] / "ui_out")
     token = secrets.token_urlsafe(24)
     sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(store, token), log_level="warning"))
+    server = uvicorn.Server(uvicorn_config(create_app(store, token)))
     threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
     while not server.started:
         time.sleep(0.01)
@@ -231,7 +232,8 @@ def main() -> int:
             page.goto(url)
             page.wait_for_selector("#videos button[data-video-id='bench']")
             page.click("#videos button[data-video-id='bench']")
-            page.wait_for_function("() => bv.state.sid !== null && bv.state.video !== null")
+            page.wait_for_function("() => bv.state.sid !== null && bv.state.video !== null && "
+                                   "bv.clicks.ws && bv.clicks.ws.readyState === WebSocket.OPEN")
             sid = page.evaluate("() => bv.state.sid")
             bare.clicks(100, 3)  # warm-up: frame 0 features cached on both sides
             page.evaluate("async () => { bv.state.active = 200; await bv.prompt({points: [[5, 5]], labels: [1]}); }")
@@ -256,6 +258,16 @@ def main() -> int:
                 for (let i = 0; i < 20; i++) {
                     const t0 = performance.now();
                     await (await fetch("/api/videos", {credentials: "same-origin"})).json();
+                    out.push(performance.now() - t0);
+                }
+                return out;
+            }""")
+            # the click channel alone: a message the server refuses at once (400, no predictor call)
+            null_ws_ms = page.evaluate("""async () => {
+                const out = [];
+                for (let i = 0; i < 20; i++) {
+                    const t0 = performance.now();
+                    await bv.clicks.send({}).catch(() => null);
                     out.push(performance.now() - t0);
                 }
                 return out;
@@ -307,8 +319,8 @@ def main() -> int:
           f"{'met' if pg / b <= 1.2 else 'NOT met'})")
     print(f"  http (request to JSON)       {ht:7.1f} ms   = {ht / b:.3f} x bare")
     print(f"  server's share (Server-Timing, request in to response out) {ap:7.1f} ms = {ap / b:.3f} x bare")
-    print(f"  transport alone (GET /api/videos): page {statistics.median(null_page_ms):.1f} ms, "
-          f"http {statistics.median(null_http_ms):.1f} ms")
+    print(f"  transport alone: click channel (a refused message) {statistics.median(null_ws_ms):.1f} ms; "
+          f"GET /api/videos: page {statistics.median(null_page_ms):.1f} ms, http {statistics.median(null_http_ms):.1f} ms")
     print(f"propagation, 2 objects, median of {args.repeats} runs:")
     print(f"  annotate step                {sf:7.2f} frames/s")
     print(f"  annotate-ui (streamed)       {uf:7.2f} frames/s = {uf / sf:.3f} x   (target within 10 %: "

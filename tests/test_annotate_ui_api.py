@@ -292,10 +292,10 @@ def live(store):
 
     import uvicorn
 
-    from brokenvideos.annotate.ui.server import bind
+    from brokenvideos.annotate.ui.server import bind, uvicorn_config
 
     sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(store, TOKEN), log_level="warning"))
+    server = uvicorn.Server(uvicorn_config(create_app(store, TOKEN)))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:
@@ -539,3 +539,124 @@ def test_session_survives_restart(annotate_ui_workspace, tmp_path):
     assert after["frames"] == before["frames"]  # the same masks, rebuilt from the saved prompts
     assert after["objects"][0]["subcategory"] == "uncanny_valley"
     assert any(after["frames"][str(t)] for t in range(ws["T"]))
+
+
+# --- the click channel (WebSocket) ---------------------------------------------------------------
+
+def test_click_channel_replies_with_exactly_the_changed_objects(client, store, annotate_ui_workspace):
+    cx, cy = annotate_ui_workspace["click"]
+    sid = fresh_session(client, "clip-a")
+    for obj, xy in ((1, [cx, cy]), (2, [60, 40]), (3, [100, 20])):
+        assert client.post(f"/api/sessions/{sid}/prompts",
+                           json={"frame": 1, "object_id": obj, "points": [xy], "labels": [1]}).status_code == 200
+    before = store.get(sid).masks[1].copy()
+    with client.websocket_connect(f"/api/sessions/{sid}/clicks") as ws:
+        ws.send_text(json.dumps({"id": 7, "frame": 1, "object_id": 2, "points": [[62, 44], [cx, cy]], "labels": [1, 1]}))
+        reply = ws.receive_json()
+    after = store.get(sid).masks[1]
+    assert reply["id"] == 7 and reply["frame"] == 1 and reply["server_ms"] > 0
+    changed = {int(k) for k in np.unique(np.concatenate([before[before != after], after[before != after]])) if k}
+    assert changed, "the second click was meant to move pixels between objects"
+    assert {int(k) for k in reply["masks"]} == changed | {2}
+    # the page's view (before, patched with the reply) is the server's frame
+    shown = before.copy()
+    for k, rle in reply["masks"].items():
+        shown[shown == int(k)] = 0
+        shown[decode(rle).astype(bool)] = int(k)
+    assert np.array_equal(shown, after)
+    # and the click is logged like a POST's: the HTTP state and a rebuild agree
+    state = client.get(f"/api/sessions/{sid}").json()
+    assert state["actions"][-1] == {"op": "prompt", "object_id": 2, "frame": 1, "points": [[62.0, 44.0], [cx, cy]],
+                                    "labels": [1, 1]}
+    session = store.get(sid)
+    session._rebuild()
+    assert np.array_equal(session.masks[1], after)
+
+
+@pytest.mark.parametrize("message, status, start", [
+    ("{not json", 400, "malformed JSON"),
+    ("[1, 2]", 400, "a click is a JSON object"),
+    (json.dumps({"frame": "0", "object_id": 1, "points": [[5, 5]], "labels": [1]}), 400, "frame: "),
+    (json.dumps({"frame": 999, "object_id": 1, "points": [[5, 5]], "labels": [1]}), 400, "frame 999 is outside"),
+    (json.dumps({"frame": 0, "object_id": 1, "points": [[500, 5]], "labels": [1]}), 400, "point (500, 5) is outside"),
+    (json.dumps({"frame": 0, "object_id": 1, "points": [[5, 5]], "labels": [1], "extra": 1}), 400, "extra: "),
+    (json.dumps({"frame": 0, "object_id": 1, "pad": "x" * MAX_BODY_BYTES}), 413, "message over"),
+])
+def test_click_channel_refuses_bad_messages_and_keeps_serving(client, annotate_ui_workspace, message, status, start):
+    cx, cy = annotate_ui_workspace["click"]
+    sid = fresh_session(client, "clip-b")
+    with client.websocket_connect(f"/api/sessions/{sid}/clicks") as ws:
+        ws.send_text(message)
+        reply = ws.receive_json()
+        assert reply["status"] == status and reply["detail"].startswith(start), reply
+        assert "\n" not in reply["detail"]
+        ws.send_bytes(json.dumps({"id": "ok", "frame": 0, "object_id": 1, "points": [[cx, cy]], "labels": [1]}).encode())
+        reply = ws.receive_json()
+        assert reply["id"] == "ok" and "1" in reply["masks"] and decode(reply["masks"]["1"]).any()
+
+
+def test_click_channel_unknown_session_busy_and_predictor_failure(client, store, annotate_ui_workspace):
+    cx, cy = annotate_ui_workspace["click"]
+    with client.websocket_connect("/api/sessions/nope/clicks") as ws:
+        ws.send_text(json.dumps({"id": 1, "frame": 0, "object_id": 1, "points": [[cx, cy]], "labels": [1]}))
+        reply = ws.receive_json()
+        assert reply["id"] == 1 and reply["status"] == 404 and "nope" in reply["detail"]
+    sid = fresh_session(client, "clip-a")
+    predictor = store.predictor
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("out of memory (simulated)")
+
+    predictor.add_new_points_or_box = boom
+    try:
+        with client.websocket_connect(f"/api/sessions/{sid}/clicks") as ws:
+            ws.send_text(json.dumps({"id": 2, "frame": 0, "object_id": 1, "points": [[cx, cy]], "labels": [1]}))
+            reply = ws.receive_json()
+    finally:
+        del predictor.add_new_points_or_box
+    assert reply == {"id": 2, "status": 500, "detail": "SAM2 predictor failed: RuntimeError: out of memory (simulated)",
+                     "server_ms": reply["server_ms"]}
+    assert client.get(f"/api/sessions/{sid}").json()["actions"] == []
+
+
+def test_click_channel_needs_the_token_and_this_origin(store, client):
+    from fastapi.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    sid = fresh_session(client, "clip-a")
+    url = f"/api/sessions/{sid}/clicks"
+    with TestClient(create_app(store, TOKEN)) as bare:
+        for headers in ({}, {"X-Token": "nope"}, {"Cookie": "bv_token=nope"},
+                        {"X-Token": TOKEN, "Origin": "http://evil.example"}):
+            with pytest.raises(WebSocketDisconnect) as refused:
+                with bare.websocket_connect(url, headers=headers):
+                    pass
+            assert refused.value.code == 1008, headers
+        for headers in ({"X-Token": TOKEN}, {"Cookie": f"bv_token={TOKEN}", "Origin": "http://testserver"}):
+            with bare.websocket_connect(url, headers=headers) as ws:
+                ws.send_text("{}")
+                assert ws.receive_json()["status"] == 400
+
+
+def test_click_channel_on_the_real_server(live, client):
+    """Through uvicorn's WebSocket stack: a foreign Origin gets HTTP 403 at the handshake, a frame
+    over the cap closes the connection (1009) and nothing else is affected."""
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+    from websockets.sync.client import connect
+
+    sid = fresh_session(client, "clip-b")
+    url = f"ws://127.0.0.1:{live}/api/sessions/{sid}/clicks"
+    cookie = {"Cookie": f"bv_token={TOKEN}"}
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, additional_headers=cookie, origin="http://evil.example", open_timeout=10)
+    assert refused.value.response.status_code == 403
+    with pytest.raises(InvalidStatus):
+        connect(f"ws://127.0.0.1:{live}/api/sessions/%2e%2e/clicks", additional_headers=cookie, open_timeout=10)
+    with connect(url, additional_headers=cookie, origin=f"http://127.0.0.1:{live}", open_timeout=10) as ws:
+        ws.send(json.dumps({"frame": 0, "object_id": 1, "points": [[20, 20]], "labels": [1]}))
+        assert json.loads(ws.recv(timeout=60))["frame"] == 0
+        ws.send("x" * (MAX_BODY_BYTES + 1))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=30)
+        assert closed.value.rcvd.code == 1009
+    assert client.get("/api/videos").status_code == 200

@@ -94,6 +94,7 @@ def test_annotate_in_a_real_browser(browser, server, annotate_ui_workspace, tmp_
     page.click("#videos button[data-video-id='clip-a']")
     page.wait_for_function("() => document.querySelector('#status').textContent.includes('click on the artifact')")
     assert page.locator("#frame-label").inner_text() == f"frame 0 / {T - 1}"
+    page.wait_for_function("() => bv.clicks.ws && bv.clicks.ws.readyState === WebSocket.OPEN")
 
     # object 1: a + click, labelled
     page.mouse.click(*canvas_point(page, ws, cx, cy))
@@ -130,6 +131,7 @@ def test_annotate_in_a_real_browser(browser, server, annotate_ui_workspace, tmp_
     page.mouse.click(*canvas_point(page, ws, 100, 20))
     page.wait_for_function("() => bv.state.actions.filter(a => a.op === 'prompt').length === 3")
     assert "frame 3, object 1" in status(page)
+    assert page.evaluate("() => bv.clicks.sent") == 3  # every prompt went over the click channel
 
     shot = tmp_path / "annotate_ui.png"  # mid-annotation: two objects, a refinement on frame 3
     page.screenshot(path=str(shot), full_page=True)

@@ -88,7 +88,7 @@ def run(args) -> int:
     shown = f"[{host}]" if ":" in host else host
     print(f"serving http://{shown}:{port}/?token={token}", flush=True)
     log.info("annotate-ui: %d videos, saving to %s", len(store.catalogue.entries), args.out)
-    server = uvicorn.Server(uvicorn.Config(create_app(store, token), log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn_config(create_app(store, token)))
     try:
         server.run(sockets=[sock])
     finally:
@@ -96,3 +96,14 @@ def run(args) -> int:
         store.close_all()
     sys.stdout.flush()
     return 0
+
+
+def uvicorn_config(app):
+    """How the app is served (the CLI, the tests and the benchmark alike)."""
+    import uvicorn
+
+    from brokenvideos.annotate.ui.app import MAX_BODY_BYTES
+
+    # ws_max_size: the click channel's frames are capped like request bodies (the app checks too)
+    return uvicorn.Config(app, log_level="warning", access_log=False, ws="websockets-sansio",
+                          ws_max_size=MAX_BODY_BYTES)

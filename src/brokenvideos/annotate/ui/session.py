@@ -103,6 +103,16 @@ def frame_rles(mask: np.ndarray) -> dict[str, dict]:
             for k, r in zip(ids, mask_utils.encode(stack))}
 
 
+def changed_rles(before: np.ndarray, after: np.ndarray, always: int) -> dict[str, dict]:
+    """RLEs of the objects whose pixels differ between two id maps of a frame (and of ``always``),
+    an emptied object as an all-zero RLE: all a page that holds ``before`` needs to show ``after``."""
+    diff = before != after
+    ids = sorted({int(k) for k in np.unique(np.concatenate([before[diff], after[diff]])) if k} | {always})
+    stack = np.asfortranarray(np.stack([after == k for k in ids], axis=-1).astype(np.uint8))
+    return {str(k): {"size": r["size"], "counts": r["counts"].decode("ascii")}
+            for k, r in zip(ids, mask_utils.encode(stack))}
+
+
 def _prompt_of(action: dict) -> FramePrompt:
     points = tuple((float(x), float(y)) for x, y in action.get("points") or [])
     box = action.get("box")
@@ -318,7 +328,10 @@ class AnnotationSession:
 
     # --- operations --------------------------------------------------------------------------
 
-    def add_prompt(self, frame, object_id, points=None, labels=None, box=None, wait: bool = True) -> dict:
+    def add_prompt(self, frame, object_id, points=None, labels=None, box=None, wait: bool = True,
+                   changed_only: bool = False) -> dict:
+        """``{"frame", "masks"}``: every object's RLE on the frame, or with ``changed_only`` (the
+        click channel) those whose pixels this prompt changed, the prompted object always among them."""
         frame = self._check_frame(frame)
         if isinstance(object_id, bool) or not isinstance(object_id, int) or not 1 <= object_id <= MAX_OBJECT_ID:
             raise BadRequest(f"object_id {object_id!r} must be an integer in 1..{MAX_OBJECT_ID}")
@@ -345,6 +358,7 @@ class AnnotationSession:
         with self._editing(wait):
             self._fresh()
             started = {a["object_id"] for a in self.actions if a["op"] == "prompt"}
+            before = self.masks[frame].copy()
             try:
                 with inference_context(self.predictor):
                     self._apply_prompt(action, started)
@@ -354,6 +368,8 @@ class AnnotationSession:
             self.actions.append(action)
             self.objects.setdefault(object_id, {"subcategory": None})
             self.save()
+            if changed_only:
+                return {"frame": frame, "masks": changed_rles(before, self.masks[frame], object_id)}
             return {"frame": frame, "masks": frame_rles(self.masks[frame])}
 
     def set_subcategory(self, object_id: int, subcategory) -> dict:

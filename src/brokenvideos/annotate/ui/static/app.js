@@ -26,6 +26,36 @@ async function api(method, path, body) {
   return doc;
 }
 
+// The click channel: one WebSocket per session (a click costs one message, not a request), with
+// replies matched by id. While it is not open, clicks go through POST .../prompts instead.
+const clicks = {ws: null, next: 1, sent: 0, waiting: new Map()};
+
+function openClickChannel(sid) {
+  if (clicks.ws) clicks.ws.close();
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/sessions/${sid}/clicks`);
+  ws.onmessage = (ev) => {
+    const doc = JSON.parse(ev.data), waiter = clicks.waiting.get(doc.id);
+    if (!waiter) return;
+    clicks.waiting.delete(doc.id);
+    if (doc.status) waiter.reject(new Error(doc.detail)); else waiter.resolve(doc);
+  };
+  ws.onclose = () => {
+    if (clicks.ws === ws) clicks.ws = null;
+    for (const w of clicks.waiting.values()) w.reject(new Error("the click channel closed; click again"));
+    clicks.waiting.clear();
+  };
+  clicks.ws = ws;
+}
+
+function sendClick(body) {
+  const id = clicks.next++;
+  return new Promise((resolve, reject) => {
+    clicks.waiting.set(id, {resolve, reject});
+    clicks.ws.send(JSON.stringify({id, ...body}));
+    clicks.sent++;
+  });
+}
+
 function status(message, isError = false) {
   const el = $("status");
   el.textContent = message;
@@ -183,6 +213,7 @@ async function openVideo(videoId) {
     overlay.width = doc.video.width; overlay.height = doc.video.height;
     $("scrubber").max = doc.video.num_frames - 1;
     applyState(doc);
+    openClickChannel(doc.session_id);
     if (!S.objects.length) newObject();
     status(doc.restored ? `${videoId}: restored ${doc.actions.length} saved actions` : `${videoId}: click on the artifact`);
     canvas.focus();
@@ -281,9 +312,21 @@ async function prompt(body) {
   if (S.active === null) newObject();
   const t0 = performance.now();
   const objectId = S.active;
-  const doc = await api("POST", `/api/sessions/${S.sid}/prompts`, {frame: S.frame, object_id: objectId, ...body});
-  S.lastPromptServerMs = S.lastServerMs;
-  setFrameMasks(doc.frame, doc.masks);
+  const request = {frame: S.frame, object_id: objectId, ...body};
+  let doc;
+  if (clicks.ws && clicks.ws.readyState === WebSocket.OPEN) {
+    doc = await sendClick(request);  // masks: only the objects this click changed
+    S.lastPromptServerMs = doc.server_ms;
+    const shown = S.frames[doc.frame] || (S.frames[doc.frame] = {});
+    for (const [obj, rle] of Object.entries(doc.masks)) {
+      const mask = decodeRle(rle);
+      if (mask.some((v) => v)) shown[obj] = mask; else delete shown[obj];
+    }
+  } else {
+    doc = await api("POST", `/api/sessions/${S.sid}/prompts`, request);
+    S.lastPromptServerMs = S.lastServerMs;
+    setFrameMasks(doc.frame, doc.masks);
+  }
   S.actions.push({op: "prompt", object_id: objectId, frame: doc.frame, ...body});
   const pending = S.pending.get(objectId);
   if (!S.objects.some((o) => o.object_id === objectId)) {
@@ -299,7 +342,7 @@ async function prompt(body) {
     draw();
     S.lastClickMs = performance.now() - t0;
   }
-  const area = doc.masks[String(objectId)] ? "mask" : "no mask";
+  const area = (S.frames[doc.frame] || {})[String(objectId)] ? "mask" : "no mask";
   const server = S.lastPromptServerMs === null ? "" : `, server ${S.lastPromptServerMs.toFixed(0)} ms`;
   status(`frame ${doc.frame}, object ${objectId}: ${area} (${S.lastClickMs.toFixed(0)} ms${server})`);
   return S.lastClickMs;
@@ -428,5 +471,6 @@ document.addEventListener("keydown", (ev) => {
 });
 
 // For scripts and benchmarks driving the page (Playwright): the same calls the mouse makes.
-window.bv = {state: S, prompt, goTo, openVideo, propagate, undo, exportSession};
+clicks.send = sendClick;  // for scripts and the benchmark
+window.bv = {state: S, clicks, prompt, goTo, openVideo, propagate, undo, exportSession};
 loadVideos().catch((e) => status(`cannot list videos: ${e.message}`, true));
