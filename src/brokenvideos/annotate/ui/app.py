@@ -77,8 +77,12 @@ def _one_line(exc: RequestValidationError | ValidationError) -> str:
     return f"{where}: {e.get('msg')}{more}"
 
 
+def _line(message) -> str:
+    return " ".join(str(message).split())
+
+
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": " ".join(str(message).split())}, status_code=status)
+    return JSONResponse({"detail": _line(message)}, status_code=status)
 
 
 class Guard:
@@ -101,12 +105,12 @@ class Guard:
             return await _error(404, "not found")(scope, receive, send)
         headers = _headers(scope)
         if path.startswith("/api/"):
-            given = headers.get("x-token") or _cookie(headers.get("cookie", ""), TOKEN_COOKIE)
-            if not given:
+            problem = self._token_problem(headers)
+            if problem == "missing token":
                 return await _error(401, "missing token: send the X-Token header (or open the page URL printed "
                                          "at start-up)")(scope, receive, send)
-            if not hmac.compare_digest(given.encode(), self.token.encode()):
-                return await _error(403, "wrong token")(scope, receive, send)
+            if problem:
+                return await _error(403, problem)(scope, receive, send)
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
             return await _error(413, f"request body over {self.max_body} bytes")(scope, receive, send)
@@ -139,18 +143,22 @@ class Guard:
 
         return await self.app(scope, replay, timed_send)
 
+    def _token_problem(self, headers: dict[str, str]) -> str | None:
+        """The token from ``X-Token`` or the page's cookie: None when it is right."""
+        given = headers.get("x-token") or _cookie(headers.get("cookie", ""), TOKEN_COOKIE)
+        if not given:
+            return "missing token"
+        return None if hmac.compare_digest(given.encode(), self.token.encode()) else "wrong token"
+
     async def _websocket(self, scope, receive, send):
         """The same token (the page's cookie) and path rules for the click channel, and its Origin
         must be this server: a page on another site cannot open it with the person's cookie. A
         refusal closes the handshake (the client sees HTTP 403), with the reason in the log."""
         headers = _headers(scope)
-        given = headers.get("x-token") or _cookie(headers.get("cookie", ""), TOKEN_COOKIE)
         origin, host = headers.get("origin"), headers.get("host", "")
-        reason = ("unsafe path" if _unsafe_path(scope) else
-                  "missing token" if not given else
-                  "wrong token" if not hmac.compare_digest(given.encode(), self.token.encode()) else
-                  f"origin {origin} is not this server" if origin is not None and origin.split("://", 1)[-1] != host
-                  else None)
+        reason = ("unsafe path" if _unsafe_path(scope) else self._token_problem(headers) or
+                  (f"origin {origin} is not this server" if origin is not None and origin.split("://", 1)[-1] != host
+                   else None))
         if reason is None:
             return await self.app(scope, receive, send)
         log.warning("annotate-ui: websocket %s refused: %s", scope.get("path", ""), reason)
@@ -316,9 +324,9 @@ def create_app(store: SessionStore, token: str, max_body: int = MAX_BODY_BYTES) 
         except ValidationError as exc:
             return {"id": ident, "status": 400, "detail": _one_line(exc)}
         except UIError as exc:
-            return {"id": ident, "status": exc.status, "detail": " ".join(str(exc).split())}
+            return {"id": ident, "status": exc.status, "detail": _line(exc)}
         except BrokenVideosError as exc:
-            return {"id": ident, "status": 500, "detail": " ".join(str(exc).split())}
+            return {"id": ident, "status": 500, "detail": _line(exc)}
         except Exception as exc:  # reported on the page, and the channel keeps serving
             log.exception("annotate-ui: click on session %s failed", sid)
             return {"id": ident, "status": 500, "detail": f"internal error: {exc.__class__.__name__}: {exc}"}

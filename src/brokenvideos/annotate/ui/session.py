@@ -95,7 +95,10 @@ def colour(object_id: int) -> str:
 
 def frame_rles(mask: np.ndarray) -> dict[str, dict]:
     """Per object id on one merged id map: COCO RLE with counts as str (pycocotools' own text)."""
-    ids = [int(k) for k in np.unique(mask) if k]
+    return _rles(mask, [int(k) for k in np.unique(mask) if k])
+
+
+def _rles(mask: np.ndarray, ids: list[int]) -> dict[str, dict]:
     if not ids:
         return {}
     stack = np.asfortranarray(np.stack([mask == k for k in ids], axis=-1).astype(np.uint8))
@@ -107,10 +110,7 @@ def changed_rles(before: np.ndarray, after: np.ndarray, always: int) -> dict[str
     """RLEs of the objects whose pixels differ between two id maps of a frame (and of ``always``),
     an emptied object as an all-zero RLE: all a page that holds ``before`` needs to show ``after``."""
     diff = before != after
-    ids = sorted({int(k) for k in np.unique(np.concatenate([before[diff], after[diff]])) if k} | {always})
-    stack = np.asfortranarray(np.stack([after == k for k in ids], axis=-1).astype(np.uint8))
-    return {str(k): {"size": r["size"], "counts": r["counts"].decode("ascii")}
-            for k, r in zip(ids, mask_utils.encode(stack))}
+    return _rles(after, sorted({int(k) for k in np.unique(np.concatenate([before[diff], after[diff]])) if k} | {always}))
 
 
 def _prompt_of(action: dict) -> FramePrompt:
