@@ -3,7 +3,8 @@
 - nearest reference == KNeighborsClassifier(n_neighbors=1) on random features;
 - the linear probe reaches LogisticRegression's accuracy on a linearly separable toy set;
 - the second-order spread follows its definition, and its direction is read from the reference set;
-- the step reads only the cache: no encoder is ever built, and a re-run gives the same files.
+- the step reads only the feature stores: no backbone is ever built, a re-run (or another protocol)
+  gives the same files, and each backbone gets its rows in every table.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 
 from brokenvideos.detect import vidaid
-from brokenvideos.detect.cache import write_encoder_features
+from brokenvideos.detect.feature_store import write_store
 from brokenvideos.io.tables import write_table
 from conftest import run_cli, write_config
 
@@ -71,12 +72,15 @@ def test_protocols_leave_the_reference_generator_out_of_one_to_many_only():
     assert members == gens and vidaid.test_sets(gens, members, "many_to_many") == gens
 
 
+TOY = {"backbone": "toy", "revision": "sha256:0", "feature": "frame", "input_size": None, "dim": 6}
+
+
 @pytest.fixture()
 def run_dir(tmp_path):
-    """A split of 3 generators + real (6 prompts each) and a feature cache where generator g's
+    """A split of 3 generators + real (12 prompts each) and a feature store where generator g's
     frames are shifted along axis g: separable, so every method has something to find."""
     rng = np.random.default_rng(2)
-    rows, ids, frames, feats = [], [], [], []
+    rows, feats = [], {}
     gens = {"real-cam": None, "gen-a": 0, "gen-b": 1, "gen-c": 2}
     for gen, axis in gens.items():
         for p in range(12):
@@ -86,34 +90,41 @@ def run_dir(tmp_path):
             f = rng.normal(size=(8, 6)).astype(np.float32)
             if axis is not None:
                 f[:, axis] += 4.0
-            ids += [vid] * 8
-            frames += list(range(8))
-            feats.append(f)
+            feats[vid] = f
     write_table(pd.DataFrame(rows), tmp_path / "splits.parquet", kind="splits")
-    write_encoder_features(tmp_path / "encoder.parquet", ids, frames, np.concatenate(feats),
-                           {"encoder": "toy", "input_size": None, "frames": len(ids)})
+    write_store(tmp_path / "features" / "toy", TOY, feats)
+    # a clip backbone (one feature per video): the frames' mean, so it separates as well
+    write_store(tmp_path / "features" / "clip", {**TOY, "backbone": "hf:org/toy-clip", "feature": "clip"},
+                {v: f.mean(axis=0, keepdims=True) for v, f in feats.items()})
     # a 6-d toy needs a larger step than 1280-d features to converge in 300 epochs
     write_config(tmp_path, detect={"vidaid": {"probe": {"epochs": 300, "batch_size": 32, "lr": 0.01}}})
     return tmp_path
 
 
-def _run(d):
-    return run_cli(["detect-vidaid", "--config", d / "config.yaml", "--splits", d / "splits.parquet",
-                    "--features", d / "encoder.parquet", "--out-dir", d / "out"])
+def _run(d, *stores, config="config.yaml"):
+    return run_cli(["detect-vidaid", "--config", d / config, "--splits", d / "splits.parquet",
+                    "--features", *[d / "features" / s for s in stores or ("toy",)], "--out-dir", d / "out"])
 
 
-def test_step_writes_the_papers_tables_from_the_cache_alone(run_dir, monkeypatch):
+def _no_backbone(monkeypatch):
     import brokenvideos.models.backbones as backbones
+    import brokenvideos.models.frozen_encoders as frozen
 
     def no_encoder(*a, **k):
         raise AssertionError("detect-vidaid must not run a backbone")
 
-    monkeypatch.setattr(backbones, "FrozenImageEncoder", no_encoder)
+    for module, name in ((backbones, "FrozenImageEncoder"), (backbones, "load_encoder"),
+                         (frozen, "frozen_encoder"), (frozen, "FrozenVideoEncoder")):
+        monkeypatch.setattr(module, name, no_encoder)
+
+
+def test_step_writes_the_papers_tables_from_the_store_alone(run_dir, monkeypatch):
+    _no_backbone(monkeypatch)
     res = _run(run_dir)
     assert res.code == 0, res.stderr
     out = run_dir / "out"
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["backbone"] == "toy"
+    assert metrics["backbones"] == [{"backbone": "toy", "revision": "sha256:0", "feature": "frame"}]
     results = pd.DataFrame(metrics["results"])
     # one-to-many: 3 references x 2 other generators; many-to-many: 1 x 3; for each of 3 methods
     assert len(results) == 3 * (3 * 2 + 3)
@@ -134,27 +145,35 @@ def test_step_writes_the_papers_tables_from_the_cache_alone(run_dir, monkeypatch
     assert first == {p.name: p.read_bytes() for p in (out / "tables").glob("*")}
 
 
-def test_missing_cache_is_one_line_naming_it(run_dir):
-    (run_dir / "encoder.parquet").unlink()
+def test_a_protocol_rerun_runs_no_backbone(run_dir, monkeypatch):
+    """Other protocols and methods on the same stores: features read, never encoded again."""
+    _no_backbone(monkeypatch)
+    assert _run(run_dir).code == 0
+    write_config(run_dir, "m2m.yaml", detect={"vidaid": {"protocols": ["many_to_many"], "methods": ["nearest"],
+                                                         "tsne": False}})
+    res = _run(run_dir, config="m2m.yaml")
+    assert res.code == 0, res.stderr
+    results = pd.DataFrame(json.loads((run_dir / "out" / "metrics.json").read_text())["results"])
+    assert set(results.protocol) == {"many_to_many"} and len(results) == 3
+
+
+def test_every_backbone_gets_its_rows_and_a_clip_backbone_no_second_order(run_dir, monkeypatch):
+    _no_backbone(monkeypatch)
+    res = _run(run_dir, "toy", "clip")
+    assert res.code == 0, res.stderr
+    out = run_dir / "out"
+    table = pd.read_csv(out / "tables" / "vidaid_nearest_many_to_many.csv", dtype=str)
+    # VID-AID's layout: per reference set, each backbone's F1-Real and F1-Fake rows
+    assert table[["Model", "Metric"]].values.tolist() == [["toy", "F1-Real"], ["toy", "F1-Fake"],
+                                                          ["toy-clip", "F1-Real"], ["toy-clip", "F1-Fake"]]
+    assert (table.loc[2:, ["gen-a", "gen-b", "gen-c"]] == "100.0").all().all()  # the mean separates too
+    second = pd.read_csv(out / "tables" / "vidaid_second_order_many_to_many.csv", dtype=str)
+    assert set(second.Model) == {"toy"}  # one feature per video has no time axis
+    preds = pd.read_parquet(out / "predictions.parquet")
+    assert set(preds.backbone) == {"toy", "toy-clip"}
+
+
+def test_missing_store_is_one_line_naming_it(run_dir):
+    (run_dir / "features" / "toy" / "index.json").unlink()
     res = _run(run_dir)
-    assert res.code == 2 and "encoder.parquet" in res.error
-
-
-def test_encoder_features_are_bit_identical_across_two_runs(tmp_path):
-    """The cache every VID-AID protocol reads: the real default encoder, run twice, same bytes."""
-    from brokenvideos.detect.cache import encoder_features, read_encoder_features
-    from brokenvideos.io.video import write_video
-
-    rng = np.random.default_rng(3)
-    rows = []
-    for i in range(2):
-        path = tmp_path / f"v{i}.mp4"
-        write_video(path, rng.integers(0, 255, (4, 32, 48, 3), dtype=np.uint8), fps=8)
-        rows.append({"video_id": f"v{i}", "path": str(path)})
-    a = encoder_features(rows, "efficientnet_lite0", None, tmp_path / "a.parquet")
-    b = encoder_features(rows, "efficientnet_lite0", None, tmp_path / "b.parquet")
-    assert a["dim"] == b["dim"] == 1280 and a["frames"] == 8
-    fa, fb = read_encoder_features(tmp_path / "a.parquet")[1], read_encoder_features(tmp_path / "b.parquet")[1]
-    assert sorted(fa) == ["v0", "v1"]
-    for v in fa:
-        assert fa[v].tobytes() == fb[v].tobytes()
+    assert res.code == 2 and "features/toy" in res.error and "detect-features" in res.error

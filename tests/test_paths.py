@@ -140,7 +140,8 @@ def expected_files(cfg: dict) -> set[str]:
               f"{P.table('frames_by_category')}.md",
               P.table_figure("training_curves"), P.table_figure("overlays"), P.tables_log]
     files += [P.detect_splits, P.detect_split_log, P.detect_predictor_weights, P.detect_predictor_metrics,
-              P.detect_predictor_log, P.detect_features, P.detect_features_meta, P.detect_features_log,
+              P.detect_predictor_log, P.feature_index("efficientnet_lite0"), P.feature_index_meta("efficientnet_lite0"),
+              P.feature_log("efficientnet_lite0"),
               P.detect_errors, P.detect_errors_meta, P.detect_errors_log, P.detect_train_summary, P.detect_train_log]
     for name in detectors:
         files += [P.detect_model_metrics(name), P.detect_timing(name), P.detect_eval_log(name)]

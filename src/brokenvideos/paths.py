@@ -16,6 +16,17 @@ def op_level(op: str, level: int) -> str:
     return f"{op}-{level}"
 
 
+def backbone_slug(spec: str) -> str:
+    """A backbone spec's folder name: the spec itself when it is a plain name, else its safe
+    characters and a short hash of it (``hf:google/siglip-base-patch16-224`` ->
+    ``hf-google-siglip-base-patch16-224-<6 hex>``), so two specs never share a store."""
+    import hashlib
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", spec).strip("-.")[:80]
+    return safe if safe == spec else f"{safe}-{hashlib.sha1(spec.encode()).hexdigest()[:6]}"
+
+
 class ResultPaths:
     def __init__(self, results: str | Path = "results"):
         self.root = Path(results)
@@ -247,17 +258,18 @@ class ResultPaths:
     def detect_predictor_log(self) -> Path:
         return self.detect_predictor / "train.log"
 
-    @property
-    def detect_features(self) -> Path:
-        return self.detect_dir / "features" / "encoder.parquet"
+    def feature_store(self, backbone_slug: str, root: Path | None = None) -> Path:
+        """One backbone's feature store (``detect.feature_store``); ``root``: another run's features dir."""
+        return (root or self.detect_dir / "features") / backbone_slug
 
-    @property
-    def detect_features_meta(self) -> Path:
-        return self.detect_features.with_suffix(".json")
+    def feature_index(self, backbone_slug: str) -> Path:
+        return self.feature_store(backbone_slug) / "index.parquet"
 
-    @property
-    def detect_features_log(self) -> Path:
-        return self.detect_features.with_suffix(".log")
+    def feature_index_meta(self, backbone_slug: str) -> Path:
+        return self.feature_store(backbone_slug) / "index.json"
+
+    def feature_log(self, backbone_slug: str) -> Path:
+        return self.detect_dir / "features" / f"{backbone_slug}.log"
 
     @property
     def detect_errors(self) -> Path:

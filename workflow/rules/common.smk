@@ -2,6 +2,7 @@
 import hashlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -11,7 +12,8 @@ if SRC not in sys.path:
     sys.path.insert(0, SRC)  # this checkout's package, not any other installed one
 
 from brokenvideos.config import localizer_settings
-from brokenvideos.paths import ResultPaths
+from brokenvideos.detect.settings import store_backbones, vidaid_backbones
+from brokenvideos.paths import ResultPaths, backbone_slug
 
 # Every path under the results root comes from P (src/brokenvideos/paths.py, shared with the CLI);
 # rules pass wildcard placeholders as names, e.g. P.shard_manifest("{generator}", "{shard}").
@@ -149,6 +151,10 @@ def table_entry_args():
 DETECT = config.get("detect", {})
 DETECTORS = list(DETECT.get("detectors", {}))
 SORA = list(DETECT.get("sora", {}).get("classifiers", {}))
+# Feature stores, one per backbone (slug -> spec): the detectors' encoder first, then VID-AID's.
+BACKBONES = {backbone_slug(b): b for b in store_backbones(DETECT)} if DETECT else {}
+ENCODER_SLUG = next(iter(BACKBONES), None)
+VIDAID_STORES = [str(P.feature_index_meta(backbone_slug(b))) for b in vidaid_backbones(DETECT)] if DETECT else []
 
 
 def detect_threads():

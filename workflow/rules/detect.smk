@@ -46,26 +46,31 @@ rule detect_predictor:
         "--out-dir {params.out_dir} > {log} 2>&1"
 
 
-rule detect_encoder_features:
+rule detect_backbone_features:
     input:
         splits=rules.detect_split.output[0],
     output:
-        features=str(P.detect_features),
-        meta=str(P.detect_features_meta),
+        index=str(P.feature_index("{backbone}")),
+        meta=str(P.feature_index_meta("{backbone}")),
+    wildcard_constraints:
+        backbone="|".join(re.escape(b) for b in BACKBONES) or "-",
     benchmark:
-        str(P.benchmark("detect_encoder_features"))
+        str(P.benchmark("detect_backbone_features", "{backbone}"))
     log:
-        str(P.detect_features_log),
+        str(P.feature_log("{backbone}")),
     params:
         bv=BV,
+        spec=lambda wc: BACKBONES[wc.backbone],
+        store=lambda wc: P.feature_store(wc.backbone),
     conda:
         "../../envs/detect.yaml"
-    threads: 1
+    # the store's shards are not outputs: Snakemake keeps them, so a re-run encodes only what is missing
+    threads: DETECT.get("features", {}).get("workers", 1)
     resources:
-        **rule_resources("detect_encoder_features"),
+        **rule_resources("detect_backbone_features"),
     shell:
         "{params.bv} detect-features --config $BROKENVIDEOS_CONFIG --splits {input.splits} "
-        "--encoder-out {output.features} --threads {threads} > {log} 2>&1"
+        "--backbone {params.spec:q} --store {params.store} --threads {threads} > {log} 2>&1"
 
 
 rule detect_prediction_errors:
@@ -92,11 +97,18 @@ rule detect_prediction_errors:
         "--predictor {params.predictor} --errors-out {output.errors} --threads {threads} > {log} 2>&1"
 
 
+rule detect_features:
+    """Every backbone's feature store and the prediction errors (the DVC stage of the same name)."""
+    input:
+        [str(P.feature_index_meta(b)) for b in BACKBONES],
+        rules.detect_prediction_errors.output.errors,
+
+
 rule detect_train:
     input:
         splits=rules.detect_split.output[0],
         predictor=rules.detect_predictor.output.model,
-        features=rules.detect_encoder_features.output.features,
+        features=str(P.feature_index_meta(ENCODER_SLUG)),
         errors=rules.detect_prediction_errors.output.errors,
     output:
         metrics=expand(str(P.detect_model_metrics("{name}")), name=DETECTORS),
@@ -127,7 +139,7 @@ rule detect_evaluate:
     input:
         splits=rules.detect_split.output[0],
         models=str(P.detect_model_metrics("{name}")),
-        features=rules.detect_encoder_features.output.features,
+        features=str(P.feature_index_meta(ENCODER_SLUG)),
         errors=rules.detect_prediction_errors.output.errors,
     output:
         str(P.detect_timing("{name}")),
@@ -156,7 +168,7 @@ rule detect_sora:
     input:
         splits=rules.detect_split.output[0],
         model=str(P.detect_sora_model_config("{name}")),
-        features=rules.detect_encoder_features.output.features,
+        features=str(P.feature_index_meta(ENCODER_SLUG)),
     output:
         str(P.detect_sora_metrics("{name}")),
     benchmark:
@@ -212,7 +224,7 @@ rule detect_tables:
 rule detect_vidaid:
     input:
         splits=rules.detect_split.output[0],
-        features=rules.detect_encoder_features.output.features,
+        features=VIDAID_STORES,
     output:
         metrics=str(P.detect_vidaid_metrics),
     benchmark:

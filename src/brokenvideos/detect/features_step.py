@@ -1,7 +1,8 @@
 """`brokenvideos detect-features`: cache the frozen parts' outputs once for every detector.
 
-``--encoder-out`` writes the frozen image encoder's per-frame features; ``--predictor DIR
---errors-out`` writes each clip's time-averaged frame-prediction error R̂.
+``--backbone SPEC`` fills that backbone's feature store (``detect.feature_store``; default: the
+run's ``detect.encoder``, into ``<results>/detect/features/<slug>``), encoding only the videos it
+lacks; ``--predictor DIR --errors-out`` writes each clip's time-averaged frame-prediction error R̂.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import logging
 from pathlib import Path
 
 from brokenvideos.config import load_config
-from brokenvideos.detect.cache import encoder_features, prediction_errors
-from brokenvideos.detect.settings import detect_settings
+from brokenvideos.detect.cache import prediction_errors
+from brokenvideos.detect.feature_store import build_store
+from brokenvideos.detect.settings import backbone_input_size, detect_settings
 from brokenvideos.errors import BrokenVideosError
 from brokenvideos.io.tables import read_table
-from brokenvideos.paths import ResultPaths
+from brokenvideos.paths import ResultPaths, backbone_slug
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +24,13 @@ log = logging.getLogger(__name__)
 def add_arguments(p) -> None:
     p.add_argument("--config", required=True)
     p.add_argument("--splits", help="default: <results>/detect/splits.parquet")
-    p.add_argument("--encoder-out", help="write encoder features here")
+    p.add_argument("--backbone", help="fill this backbone's feature store (an encoder spec; "
+                                      "'default': detect.encoder)")
+    p.add_argument("--store", help="the store directory (default: <results>/detect/features/<slug>)")
+    p.add_argument("--workers", type=int, help="local worker processes (default: detect.features.workers)")
     p.add_argument("--predictor", help="a trained frame predictor (save_pretrained directory)")
     p.add_argument("--errors-out", help="write prediction errors here (needs --predictor)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads in all (0: torch's default)")
 
 
 def run(args) -> int:
@@ -37,11 +42,16 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = read_table(args.splits or paths.detect_splits, kind="splits").to_dict("records")
-    if not args.encoder_out and not args.errors_out:
-        raise BrokenVideosError("detect-features: give --encoder-out and/or --predictor with --errors-out")
-    if args.encoder_out:
-        meta = encoder_features(rows, settings["encoder"], settings["encoder_input_size"], Path(args.encoder_out))
-        log.info("encoder %s: %d frames at %.1f frames/s", meta["encoder"], meta["frames"], meta["frames_per_s"])
+    if not args.backbone and not args.errors_out:
+        raise BrokenVideosError("detect-features: give --backbone and/or --predictor with --errors-out")
+    if args.backbone:
+        spec = settings["encoder"] if args.backbone == "default" else args.backbone
+        opts = settings["features"]
+        meta = build_store(rows, spec, backbone_input_size(settings, spec),
+                           Path(args.store or paths.feature_store(backbone_slug(spec))),
+                           workers=args.workers or opts["workers"], threads=args.threads, ray_cfg=opts["ray"])
+        rate = f"{meta['frames_per_s']:.1f} frames/s" if meta["frames_per_s"] else "nothing to encode"
+        log.info("%s: %d videos (%d encoded, %d reused), %s", spec, meta["videos"], meta["encoded"], meta["reused"], rate)
     if args.errors_out:
         if not args.predictor:
             raise BrokenVideosError("detect-features: --errors-out needs --predictor")

@@ -110,14 +110,15 @@ def jobs_loop(cfg: dict) -> None:
     jobs (ray.train.report is collective); with one worker, after every epoch."""
     import ray.train
 
-    from brokenvideos.detect.cache import read_encoder_features, read_prediction_errors
+    from brokenvideos.detect.cache import read_prediction_errors
+    from brokenvideos.detect.feature_store import read_store
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(max(1, int(cfg.get("threads_per_worker", 1))))
     caches = {}
     if cfg.get("features"):
-        caches["features"] = read_encoder_features(cfg["features"])[1]
+        caches["features"] = read_store(cfg["features"])[1]
     if cfg.get("errors"):
         caches["errors"] = read_prediction_errors(cfg["errors"])[1]
     rounds = cfg["rounds"]  # rounds[k][rank]: a job or None

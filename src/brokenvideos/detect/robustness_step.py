@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from brokenvideos.config import load_config
-from brokenvideos.detect.cache import encoder_features, prediction_errors
+from brokenvideos.detect.cache import prediction_errors
+from brokenvideos.detect.feature_store import build_store, index_path
 from brokenvideos.detect.evaluate_step import evaluate_detector
 from brokenvideos.detect.settings import detect_settings
 from brokenvideos.errors import BrokenVideosError, InputError
 from brokenvideos.io.atomic import write_json
 from brokenvideos.io.tables import read_table, write_table
-from brokenvideos.paths import ResultPaths, op_level
+from brokenvideos.paths import ResultPaths, backbone_slug, op_level
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,9 @@ def detect_robustness(cfg: dict, op: str, level: int, predictor, detect_splits=N
     splits = out / "splits.parquet"
     write_table(test, splits, kind="splits")
     rows = test.to_dict("records")
-    features, errors = out / "encoder.parquet", out / "errors.parquet"
-    encoder_features(rows, settings["encoder"], settings["encoder_input_size"], features)
+    store = paths.feature_store(backbone_slug(settings["encoder"]), root=out / "features")
+    features, errors = index_path(store), out / "errors.parquet"
+    build_store(rows, settings["encoder"], settings["encoder_input_size"], store)
     prediction_errors(rows, predictor, settings["clip_len"], settings["stride"], errors)
     cells = {}
     for det in cfg["robustness"]["detectors"]:

@@ -55,3 +55,18 @@ def detector_kwargs(settings: dict, entry: dict, predictor_dir=None) -> dict:
         if predictor_dir is not None:
             kwargs.setdefault("predictor", str(predictor_dir))
     return kwargs
+
+
+def vidaid_backbones(settings: dict) -> list[str]:
+    """VID-AID's backbones: ``detect.vidaid.backbones``, or the run's frozen encoder alone."""
+    return list(settings["vidaid"].get("backbones") or [settings["encoder"]])
+
+
+def store_backbones(settings: dict) -> list[str]:
+    """Every backbone the run keeps a feature store for: the detectors' encoder, then VID-AID's."""
+    return list(dict.fromkeys([settings["encoder"], *vidaid_backbones(settings)]))
+
+
+def backbone_input_size(settings: dict, spec: str):
+    """``detect.encoder_input_size`` is the detectors' encoder's; other backbones take their own size."""
+    return settings["encoder_input_size"] if spec == settings["encoder"] else None

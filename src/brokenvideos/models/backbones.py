@@ -10,7 +10,8 @@ Encoder specs (strings, so configs stay plain YAML):
 - ``timm:<name>`` / ``timm:<name>@<weights file>``: a timm model, from the local Hugging Face cache
   or from a weights file; ``hf:<repo id or dir>``: a transformers vision model; a directory path:
   a transformers (``model_type`` in config.json) or timm (``architecture``) save.
-- ``random:<name>``: the architecture with random weights (tests, and "no pre-training" ablations);
+- ``random:<name>``: the architecture with random weights, always the same (seed 0): tests, and
+  "no pre-training" ablations;
   ``<name>`` is a timm model or one of ``TINY`` (small ResNets that train on a CPU).
 
 Nothing is downloaded (``HF_HUB_OFFLINE=1``): a spec that is not available locally fails at once
@@ -24,6 +25,7 @@ import os
 from importlib.util import find_spec
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -47,6 +49,11 @@ class EncoderUnavailable(BrokenVideosError):
 
     def __reduce__(self):
         return (BrokenVideosError, (str(self),))
+
+
+def to_tensor(frames) -> torch.Tensor:
+    """(T, H, W, 3) uint8 frames -> (T, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
 
 
 def lite0_weights_path() -> Path:
@@ -95,7 +102,9 @@ def load_encoder(spec: str) -> tuple[nn.Module, str, tuple, tuple]:
         load_by_position(model, torch.load(path, map_location="cpu", weights_only=True), path)
         return model, "timm", IMAGENET_MEAN, IMAGENET_STD
     if spec.startswith("random:"):
-        model = timm_model(spec.split(":", 1)[1])
+        with torch.random.fork_rng():  # the same random weights every time: features stay reproducible
+            torch.manual_seed(0)
+            model = timm_model(spec.split(":", 1)[1])
         return model, "timm", IMAGENET_MEAN, IMAGENET_STD
     if spec.startswith("timm:"):
         name, _, file = spec[5:].partition("@")
@@ -188,6 +197,9 @@ class FrozenImageEncoder(nn.Module):
         self.input_size = (input_size, input_size) if isinstance(input_size, int) else \
             (tuple(input_size) if input_size else None)
         self.model, self.kind, mean, std = load_encoder(spec)
+        if self.kind == "hf" and self.input_size is None:  # a ViT takes only its training size
+            size = _hf_image_size(self.model.config)
+            self.input_size = (size, size) if size else None
         self.model.eval().requires_grad_(False)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
@@ -196,8 +208,8 @@ class FrozenImageEncoder(nn.Module):
     def _feature_dim(self) -> int:
         if self.kind == "timm":
             return int(self.model.num_features)
-        cfg = self.model.config
-        return int(getattr(cfg, "hidden_size", None) or cfg.hidden_sizes[-1])
+        h, w = self.input_size or (64, 64)  # the output says it: configs name it differently
+        return int(self(torch.zeros(1, 3, h, w)).shape[1])
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -214,6 +226,9 @@ class FrozenImageEncoder(nn.Module):
         x = self.preprocess(x)
         if self.kind == "timm":
             return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+        if hasattr(self.model, "get_image_features"):  # a dual encoder (SigLIP, CLIP): its image tower
+            out = self.model.get_image_features(pixel_values=x)
+            return (out if torch.is_tensor(out) else out.pooler_output).flatten(1)
         out = self.model(pixel_values=x)
         pooled = getattr(out, "pooler_output", None)
         if pooled is None:
@@ -224,6 +239,11 @@ class FrozenImageEncoder(nn.Module):
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """The encoder's own ImageNet logits (timm encoders): for checking that weights loaded."""
         return self.model(self.preprocess(x))
+
+
+def _hf_image_size(config) -> int | None:
+    size = getattr(config, "image_size", None) or getattr(getattr(config, "vision_config", None), "image_size", None)
+    return int(size) if isinstance(size, int) else None
 
 
 class Backbone2d(nn.Module):

@@ -24,7 +24,7 @@ PHASES: dict[str, tuple[str, ...]] = {
     "annotation quality": ("annotation_quality",),
     "localize": ("train_localizer", "predict_localizer", "predict_baseline", "evaluate_predictions", "import_predictions",
                  "tables"),
-    "detect": ("detect_split", "detect_predictor", "detect_encoder_features", "detect_prediction_errors",
+    "detect": ("detect_split", "detect_predictor", "detect_backbone_features", "detect_prediction_errors",
                "detect_train", "detect_evaluate", "detect_sora", "detect_tables", "detect_vidaid"),
     "robustness": ("degrade_videos", "detect_robustness", "localize_robustness", "robustness_tables"),
 }
