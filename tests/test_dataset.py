@@ -309,3 +309,21 @@ def test_failed_generation_rows_are_left_out(good_run, tmp_path):
     videos = read_table(root / "results/dataset/videos.parquet")
     assert len(videos) == 12 * 3 - 1 and vid not in set(videos.video_id)
     assert f"left out {vid}: generation failed (RuntimeError: out of memory)" in result.stderr
+
+
+def test_a_rerun_sweeps_what_a_killed_run_left_half_written(good_run, tmp_path):
+    """A kill inside the figures' atomic_dir (no `finally` runs on SIGKILL) leaves its temporary
+    folder; the next run removes it and leaves other writers' temporaries alone."""
+    root = tmp_path / "copy"
+    shutil.copytree(good_run, root)
+    out = root / "results/dataset"
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (out / ".tmp-figures-abc123").mkdir()
+    (out / ".tmp-figures-abc123" / "scenes.png").write_bytes(b"half")
+    (out / ".tmp-videos-xyz.parquet").write_bytes(b"half")
+    (out / ".tmp-quality-1.parquet").write_bytes(b"another step's")
+    assert run_cli(dataset_args(root), cwd=root).code == 0
+    left = sorted(p.name for p in out.iterdir() if p.name.startswith((".tmp-", ".old-")))
+    assert left == [".tmp-quality-1.parquet"]
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")}
+    assert after == before

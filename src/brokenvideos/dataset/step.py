@@ -17,7 +17,7 @@ from brokenvideos.dataset.splits import make_splits
 from brokenvideos.dataset.stats import dataset_stats, write_figures
 from brokenvideos.dataset.validate import validate_video
 from brokenvideos.errors import BrokenVideosError, InputError
-from brokenvideos.io.atomic import atomic_dir, write_json
+from brokenvideos.io.atomic import atomic_dir, sweep_temporaries, write_json
 from brokenvideos.io.tables import read_table, write_table
 from brokenvideos.paths import ResultPaths
 
@@ -75,6 +75,7 @@ def build_dataset(cfg: dict, video_paths, annotation_paths, ingest_paths, out_di
     stats = dataset_stats(videos, prompts, splits)
     stats["generation_failures"] = {"count": int(len(failed)), "video_ids": sorted(failed.video_id)}
     out_dir = Path(out_dir)
+    sweep_temporaries(out_dir, ("videos", "splits", "stats", "figures"))  # a killed run's leftovers
     write_table(videos, out_dir / "videos.parquet", kind="videos")
     write_table(splits, out_dir / "splits.parquet", kind="splits")
     write_json(out_dir / "stats.json", stats)
