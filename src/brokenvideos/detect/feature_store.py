@@ -7,7 +7,8 @@ One directory per backbone (``paths.feature_store``)::
                             <sha> is the first 16 hex of the video file's sha256
     index.parquet       the videos of this run: video_id, video_sha256, file, rows, frames
     index.json          store.json + this run's counts and throughput (frames/s from the first
-                        job to the last, worker start-up included; written last: the rule's output)
+                        video's start to the last one's end, worker start-up excluded; seconds,
+                        start-up included; written last: the rule's output)
 
 A re-run, or a run resumed after a kill, encodes only the videos without a shard for their current
 bytes; a shard is written atomically, so it is either whole or absent. When the backbone's revision
@@ -92,13 +93,14 @@ def encode_rows(encoder, jobs: list[dict]) -> list[dict]:
     """Encode each job's video into its shard; a video that cannot be read is skipped with one line."""
     done = []
     for job in jobs:
+        start = time.time()  # wall clock: comparable across worker processes and Ray actors
         try:
             frames = load_frames(job["path"], 1)
         except InputError as exc:
             log.warning("skipped: %s", exc)
             continue
         save_shard(Path(job["shard"]), encoder.encode_video(frames))
-        done.append({"video_id": job["video_id"], "frames": len(frames)})
+        done.append({"video_id": job["video_id"], "frames": len(frames), "start": start, "end": time.time()})
     return done
 
 
@@ -132,7 +134,8 @@ class RayEncoder:
             self.encoder.cuda()
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame(encode_rows(self.encoder, batch.to_dict("records")), columns=["video_id", "frames"])
+        return pd.DataFrame(encode_rows(self.encoder, batch.to_dict("records")),
+                            columns=["video_id", "frames", "start", "end"])
 
 
 def _run_local(encoder, jobs, spec, input_size, workers: int, threads: int) -> list[dict]:
@@ -205,11 +208,13 @@ def build_store(rows, spec: str, input_size, store, workers: int = 1, threads: i
         done = _run_ray(jobs, spec, input_size, ray_cfg)
     else:
         done = _run_local(encoder, jobs, spec, input_size, workers, threads)
-    elapsed = time.perf_counter() - t0
+    frames = int(sum(d["frames"] for d in done))
+    # from the first video's start to the last one's end, in whichever worker: start-up excluded
+    span = max(d["end"] for d in done) - min(d["start"] for d in done) if done else 0.0
     return write_index(store, identity, listed, {
         "encoded": len(done), "reused": len(listed) - len(jobs), "workers": "ray" if ray_cfg else workers,
-        "frames_encoded": int(sum(d["frames"] for d in done)),
-        "frames_per_s": float(sum(d["frames"] for d in done) / elapsed) if done else None})
+        "frames_encoded": frames, "frames_per_s": frames / span if span > 0 else None,
+        "seconds": time.perf_counter() - t0})
 
 
 def write_index(store, identity: dict, listed: list[dict], run: dict) -> dict:
