@@ -185,6 +185,7 @@ def build_store(rows, spec: str, input_size, store, workers: int = 1, threads: i
     """Encode what the store lacks for ``rows`` (splits records), then write its index. Returns index.json."""
     from brokenvideos.models.frozen_encoders import frozen_encoder
 
+    t0 = time.perf_counter()
     store = store_dir(store)
     encoder = frozen_encoder(spec, input_size)  # fails at once, before any video, if missing
     identity = _identity(encoder, spec, input_size)
@@ -203,7 +204,6 @@ def build_store(rows, spec: str, input_size, store, workers: int = 1, threads: i
             jobs.append({"video_id": row["video_id"], "path": str(row["path"]), "shard": str(shard)})
     log.info("%s (%s): %d videos, %d already in the store, %d to encode", spec, identity["revision"],
              len(listed), len(listed) - len(jobs), len(jobs))
-    t0 = time.perf_counter()
     if ray_cfg and jobs:
         done = _run_ray(jobs, spec, input_size, ray_cfg)
     else:
