@@ -95,10 +95,11 @@ def test_a_rerun_encodes_nothing_and_a_resumed_run_only_what_is_missing(tmp_path
         build_store(rows, "random:resnet_tiny", None, store)
     assert len(list((store / "videos").glob("*.npy"))) == 2 and not (store / "index.json").exists()
     assert not list((store / "videos").glob(".tmp-*"))
+    (store / "videos" / ".tmp-v2.0123-abc.npy").write_bytes(b"half")  # as a SIGKILL mid-write leaves
     monkeypatch.setattr(frozen_encoders.FrameEncoder, "encode_video", real)
     resumed = build_store(rows, "random:resnet_tiny", None, store)
     assert resumed["encoded"] == 2 and resumed["reused"] == 2
-    assert _shard_bytes(store) == reference
+    assert _shard_bytes(store) == reference and not list((store / "videos").glob(".tmp-*"))
 
 
 def test_new_weights_at_the_same_path_replace_the_old_shards(tmp_path, caplog, monkeypatch):

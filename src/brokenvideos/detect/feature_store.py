@@ -34,7 +34,7 @@ import pandas as pd
 
 from brokenvideos.detect.data import load_frames
 from brokenvideos.errors import InputError
-from brokenvideos.io.atomic import atomic_path, write_json
+from brokenvideos.io.atomic import atomic_path, sweep_temporaries, write_json
 from brokenvideos.io.tables import read_table, write_table
 from brokenvideos.io.video import sha256_file
 
@@ -80,6 +80,9 @@ def open_store(store: Path, identity: dict) -> None:
                         len(list((store / "videos").glob("*.npy"))))
             shutil.rmtree(store / "videos", ignore_errors=True)
     (store / "videos").mkdir(parents=True, exist_ok=True)
+    # a killed run's half-written shards and index (one job writes a store at a time)
+    sweep_temporaries(store / "videos")
+    sweep_temporaries(store, ("store", "index"))
     write_json(meta_path, identity)
 
 
