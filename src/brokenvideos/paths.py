@@ -16,6 +16,10 @@ def op_level(op: str, level: int) -> str:
     return f"{op}-{level}"
 
 
+# A feature store's own files (detect.feature_store): the run's index, written last, and its meta.
+STORE_INDEX, STORE_INDEX_META = "index.parquet", "index.json"
+
+
 def backbone_slug(spec: str) -> str:
     """A backbone spec's folder name: the spec itself when it is a plain name, else its safe
     characters and a short hash of it (``hf:google/siglip-base-patch16-224`` ->
@@ -263,10 +267,10 @@ class ResultPaths:
         return (root or self.detect_dir / "features") / backbone_slug
 
     def feature_index(self, backbone_slug: str) -> Path:
-        return self.feature_store(backbone_slug) / "index.parquet"
+        return self.feature_store(backbone_slug) / STORE_INDEX
 
     def feature_index_meta(self, backbone_slug: str) -> Path:
-        return self.feature_store(backbone_slug) / "index.json"
+        return self.feature_store(backbone_slug) / STORE_INDEX_META
 
     def feature_log(self, backbone_slug: str) -> Path:
         return self.detect_dir / "features" / f"{backbone_slug}.log"

@@ -153,7 +153,7 @@ DETECTORS = list(DETECT.get("detectors", {}))
 SORA = list(DETECT.get("sora", {}).get("classifiers", {}))
 # Feature stores, one per backbone (slug -> spec): the detectors' encoder first, then VID-AID's.
 BACKBONES = {backbone_slug(b): b for b in store_backbones(DETECT)} if DETECT else {}
-ENCODER_SLUG = next(iter(BACKBONES), None)
+ENCODER_SLUG = backbone_slug(DETECT["encoder"]) if DETECT else None
 VIDAID_STORES = [str(P.feature_index_meta(backbone_slug(b))) for b in vidaid_backbones(DETECT)] if DETECT else []
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from brokenvideos.config import load_config
 from brokenvideos.detect import load_detector
 from brokenvideos.detect.cache import read_prediction_errors, sidecar
-from brokenvideos.detect.feature_store import read_store
+from brokenvideos.detect.feature_store import is_complete, read_store
 from brokenvideos.detect.data import generated_generators
 from brokenvideos.detect.metrics import THRESHOLD, detection_metrics
 from brokenvideos.detect.scoring import clipset_for, score_clipset
@@ -57,7 +57,7 @@ def evaluate_detector(cfg: dict, name: str, models_dir, splits_path, out_dir, fe
     table = read_table(splits_path, kind="splits")
     test = table[table.split == "test"]
     gens = generated_generators(table)
-    feats = read_store(features) if features and sidecar(features).exists() else (None, None)
+    feats = read_store(features) if features and is_complete(features) else (None, None)
     errs = read_prediction_errors(errors) if errors and sidecar(errors).exists() else (None, None)
     results, t0, n_clips = {}, time.perf_counter(), 0
     for trainset in gens:

@@ -37,6 +37,7 @@ from brokenvideos.errors import InputError
 from brokenvideos.io.atomic import atomic_path, sweep_temporaries, write_json
 from brokenvideos.io.tables import read_table, write_table
 from brokenvideos.io.video import sha256_file
+from brokenvideos.paths import STORE_INDEX, STORE_INDEX_META
 
 log = logging.getLogger(__name__)
 IDENTITY = ("backbone", "revision", "feature", "input_size", "dim")
@@ -46,11 +47,25 @@ RAY_DEFAULTS = {"address": None, "num_workers": 1, "gpus_per_worker": 0, "cpus_p
 def store_dir(path) -> Path:
     """The store for a path that names it or its index file."""
     path = Path(path)
-    return path.parent if path.name in ("index.parquet", "index.json") else path
+    return path.parent if path.name in (STORE_INDEX, STORE_INDEX_META) else path
 
 
 def index_path(store) -> Path:
-    return store_dir(store) / "index.parquet"
+    return store_dir(store) / STORE_INDEX
+
+
+def index_meta_path(store) -> Path:
+    return store_dir(store) / STORE_INDEX_META
+
+
+def is_complete(path) -> bool:
+    """Whether a store (or its index file) holds a finished run's index."""
+    return index_meta_path(path).exists() and index_path(path).exists()
+
+
+def store_meta(path) -> dict | None:
+    """A finished store's index.json (backbone, revision, ...), or None."""
+    return json.loads(index_meta_path(path).read_text()) if path and is_complete(path) else None
 
 
 def shard_path(store, video_id: str, video_sha: str) -> Path:
@@ -228,7 +243,7 @@ def write_index(store, identity: dict, listed: list[dict], run: dict) -> dict:
     index["rows"] = [int(np.load(store / f, mmap_mode="r").shape[0]) for f in index.file]
     meta = {**identity, "encoder": identity["backbone"], "videos": len(index), "frames": int(index.frames.sum()), **run}
     write_table(index, index_path(store))
-    write_json(store / "index.json", meta)  # last: the rule's output is complete once this exists
+    write_json(index_meta_path(store), meta)  # last: the rule's output is complete once this exists
     return meta
 
 
@@ -254,9 +269,9 @@ def _digest(arr: np.ndarray) -> str:
 def read_store(path) -> tuple[dict, dict[str, np.ndarray]]:
     """(index.json, {video_id: features}) of a complete store."""
     store = store_dir(path)
-    if not (store / "index.json").exists() or not index_path(store).exists():
+    if not is_complete(store):
         raise InputError(store, "feature store is missing or incomplete (no index): run detect-features")
-    meta = json.loads((store / "index.json").read_text())
+    meta = store_meta(store)
     index = read_table(index_path(store))
     out = {}
     for video_id, file in zip(index.video_id, index.file):

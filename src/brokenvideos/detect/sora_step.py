@@ -13,8 +13,8 @@ import pandas as pd
 import torch
 
 from brokenvideos.config import load_config
-from brokenvideos.detect.cache import check_compatible, sidecar
-from brokenvideos.detect.feature_store import read_store
+from brokenvideos.detect.cache import check_compatible
+from brokenvideos.detect.feature_store import is_complete, read_store
 from brokenvideos.detect.sora import LABELS, ArtifactLabelClassifier, FrameLabelSet, multilabel_metrics
 from brokenvideos.detect.train_step import sora_rows
 from brokenvideos.io.atomic import write_json
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 @torch.no_grad()
 def evaluate_sora(model_dir, splits_path, out_dir, features=None) -> dict:
     model = ArtifactLabelClassifier.from_pretrained(model_dir)
-    feats = read_store(features) if features and sidecar(features).exists() else (None, None)
+    feats = read_store(features) if features and is_complete(features) else (None, None)
     use_feats, _ = check_compatible(model, feats[0], None)
     rows = sora_rows(read_table(splits_path, kind="splits"), "test")
     data = FrameLabelSet(rows, feats[1] if use_feats else None)

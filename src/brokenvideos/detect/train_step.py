@@ -19,6 +19,7 @@ from brokenvideos.config import load_config
 from brokenvideos.detect import build_detector, detector_class
 from brokenvideos.detect.cache import check_compatible, sidecar
 from brokenvideos.detect.data import generated_generators, parse_subcategories, subset
+from brokenvideos.detect.feature_store import store_meta
 from brokenvideos.detect.loop import jobs_loop, load_all_ranks
 from brokenvideos.detect.settings import detect_settings, detector_entry, detector_kwargs, resolve_recipe
 from brokenvideos.detect.trainer import ray_fit
@@ -98,7 +99,7 @@ def train_all(cfg: dict, splits_path, models_dir, sora_dir, predictor=None, feat
               names=None) -> dict:
     settings = detect_settings(cfg)
     table = read_table(splits_path, kind="splits")
-    feature_meta, error_meta = cache_meta(features), cache_meta(errors)
+    feature_meta, error_meta = store_meta(features), cache_meta(errors)
     names = list(settings["detectors"]) if names is None else names
     jobs = [j for n in names for j in detector_jobs(settings, table, n, predictor, feature_meta, error_meta)]
     jobs += sora_jobs(settings, table, feature_meta)
