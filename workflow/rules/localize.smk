@@ -52,12 +52,12 @@ rule predict_localizer:
         out_dir=lambda wc, output: Path(output[0]).parent,
     conda:
         "../../envs/train.yaml"
-    threads: 2
+    threads: 1
     resources:
         **rule_resources("predict_localizer"),
     shell:
         "{params.bv} predict --config $BROKENVIDEOS_CONFIG --weights {params.weights} --split {params.split} "
-        "--out-dir {params.out_dir} > {log} 2>&1"
+        "--out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
 
 
 rule predict_baseline:

@@ -58,6 +58,8 @@ rule detect_robustness:
     conda:
         "../../envs/detect.yaml"
     threads: 1
+    # the longest of the jobs left after detect_train: started first, the others pack around it
+    priority: 1
     resources:
         **rule_resources("detect_robustness"),
     shell:
@@ -87,7 +89,7 @@ rule localize_robustness:
         **rule_resources("localize_robustness"),
     shell:
         "{params.bv} localize-robustness --config $BROKENVIDEOS_CONFIG --op {wildcards.op} --level {wildcards.level} "
-        "> {log} 2>&1"
+        "--threads {threads} > {log} 2>&1"
 
 
 rule robustness_tables:

@@ -22,7 +22,7 @@ from brokenvideos.config import load_config
 from brokenvideos.detect.settings import detect_settings
 from brokenvideos.detect.sora import LABELS
 from brokenvideos.errors import InputError
-from brokenvideos.report.tables import to_markdown, write_table_files
+from brokenvideos.report.tables import PCT_DIGITS, to_markdown, write_table_files
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def read_metrics(eval_root, name: str) -> dict[tuple[str, str], dict]:
 
 
 def _pct(v):
-    return None if v is None else round(100.0 * v, 2)
+    return None if v is None else round(100.0 * v, PCT_DIGITS)
 
 
 def table1(eval_root, names: list[str], labels: dict[str, str], metric: str = "accuracy_clip") -> pd.DataFrame:
@@ -100,16 +100,16 @@ def run(args) -> int:
     labels = {n: e.get("label", n) for n, e in s["detectors"].items()}
     out = Path(args.out_dir)
     t1 = table1(args.eval_root, s["table1"], labels)
-    write_table_files(t1, out / "detect_table1", "Cross-generator clip accuracy (\\%) at threshold 0.5 (He et al. Table I layout).")
+    write_table_files(t1, out / "detect_table1", "Cross-generator clip accuracy (\\%) at threshold 0.5 (He et al. Table I layout).", PCT_DIGITS)
     write_table_files(table1(args.eval_root, s["table1"], labels, "auc"), out / "detect_table1_auc",
-                      "Cross-generator AUC (\\%), Table I layout.")
+                      "Cross-generator AUC (\\%), Table I layout.", PCT_DIGITS)
     write_table_files(table1(args.eval_root, s["table1"], labels, "accuracy_video"), out / "detect_table1_video",
-                      "Cross-generator video-level accuracy (\\%) at threshold 0.5, Table I layout.")
+                      "Cross-generator video-level accuracy (\\%) at threshold 0.5, Table I layout.", PCT_DIGITS)
     t3 = table3(args.eval_root, s["table3"])
-    write_table_files(t3, out / "detect_table3", "Ablation of key components, clip accuracy (\\%) averaged over all train/test pairs (He et al. Table III layout).")
+    write_table_files(t3, out / "detect_table3", "Ablation of key components, clip accuracy (\\%) averaged over all train/test pairs (He et al. Table III layout).", PCT_DIGITS)
     st = sora_table(args.sora_root, list(s["sora"]["classifiers"]))
-    write_table_files(st, out / "sora_labels", "Sora four-label artifact classification on test frames (\\%), threshold 0.5.")
-    print(to_markdown(t1), end="")
-    print(to_markdown(t3), end="")
-    print(to_markdown(st), end="")
+    write_table_files(st, out / "sora_labels", "Sora four-label artifact classification on test frames (\\%), threshold 0.5.", PCT_DIGITS)
+    print(to_markdown(t1, PCT_DIGITS), end="")
+    print(to_markdown(t3, PCT_DIGITS), end="")
+    print(to_markdown(st, PCT_DIGITS), end="")
     return 0

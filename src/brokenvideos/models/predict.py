@@ -82,7 +82,6 @@ def predict_split(cfg: dict, out_dir, split: str, weights=None, baseline=None, v
 
         from brokenvideos.models import load_inference_settings, load_pretrained
 
-        torch.set_num_threads(max(1, int(cfg.get("train", {}).get("ray", {}).get("cpus_per_worker", 1)) * 2))
         model = load_pretrained(weights).eval()
         clip_len = load_inference_settings(weights)["clip_len"]
         post = load_postprocess(weights)
@@ -120,9 +119,20 @@ def add_arguments(p) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--weights", help="a save_pretrained directory (e.g. results/train/st_unet/final)")
     g.add_argument("--baseline", choices=sorted(BASELINES))
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+
+
+def set_threads(threads: int) -> None:
+    """Use the rule's threads, no more: torch's default is every core, and two such jobs side by
+    side on a 2-core machine ran 4× slower than one alone (OpenMP threads spinning on busy cores)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def run(args) -> int:
+    set_threads(args.threads)
     cfg = load_config(args.config)
     predict_split(cfg, args.out_dir, args.split, args.weights, args.baseline)
     return 0

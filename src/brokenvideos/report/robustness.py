@@ -23,7 +23,7 @@ from brokenvideos.errors import InputError
 from brokenvideos.io.atomic import write_json
 from brokenvideos.paths import ResultPaths
 from brokenvideos.report.figures import _plt
-from brokenvideos.report.tables import to_markdown, write_table_files
+from brokenvideos.report.tables import PCT_DIGITS, to_markdown, write_table_files
 
 OP_TITLES = {"bit-error": "Bit Error", "abr": "H.265 ABR", "crf": "H.265 CRF"}  # the paper's row order
 
@@ -46,11 +46,11 @@ def detect_table2(cfg: dict) -> pd.DataFrame:
     paths, names = ResultPaths(cfg["results"]), cfg["robustness"]["detectors"]
     labels = {n: cfg["detect"]["detectors"][n].get("label", n) for n in names}
     rows = [{"Lossy operation": "Raw Data", "Level": "None",
-             **{labels[n]: round(100 * mean_accuracy(paths.detect_eval_dir(n)), 2) for n in names}}]
+             **{labels[n]: round(100 * mean_accuracy(paths.detect_eval_dir(n)), PCT_DIGITS) for n in names}}]
     for op, level in _ordered(cfg["robustness"]["operations"]):
         eval_root = paths.robustness_detect_dir(f"{op}-{level}") / "eval"
         rows.append({"Lossy operation": OP_TITLES[op], "Level": str(level),
-                     **{labels[n]: round(100 * mean_accuracy(eval_root / n), 2) for n in names}})
+                     **{labels[n]: round(100 * mean_accuracy(eval_root / n), PCT_DIGITS) for n in names}})
     return pd.DataFrame(rows)
 
 
@@ -118,9 +118,9 @@ def run(args) -> int:
     if detect is not None:
         write_table_files(detect, paths.robustness_table("detect_table2"), "Robustness against lossy operations "
                           "(He et al. Table II layout): clip accuracy (\\%) at 0.5, mean over every (training, test) "
-                          "generator pair.")
+                          "generator pair.", PCT_DIGITS)
         metrics["detect_table2"] = detect.to_dict("records")
-        print(to_markdown(detect), end="")
+        print(to_markdown(detect, PCT_DIGITS), end="")
     if localize is not None:
         write_table_files(localize, paths.robustness_table("localize_robustness"), "Fine-tuned localizers on lossy "
                           "copies of the evaluation split's broken videos: J\\&F, and its change from the clean videos.")

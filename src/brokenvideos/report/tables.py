@@ -90,19 +90,23 @@ def breakdown(entries, by: str) -> pd.DataFrame:
     return out.reset_index()
 
 
-def to_markdown(df: pd.DataFrame) -> str:
+PCT_DIGITS = 2  # percentages (the detection tables) are rounded to, and printed with, 2 decimals
+
+
+def to_markdown(df: pd.DataFrame, digits: int = 4) -> str:
+    """``digits``: decimals of every float cell."""
     def cell(v):
-        return f"{v:.4f}" if isinstance(v, float) else str(v)
+        return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
     lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
 
-def to_latex(df: pd.DataFrame, caption: str) -> str:
+def to_latex(df: pd.DataFrame, caption: str, digits: int = 4) -> str:
     def cell(v):
         if isinstance(v, float):
-            return f"{v:.4f}"
+            return f"{v:.{digits}f}"
         return {"✓": r"\checkmark", "✗": r"$\times$"}.get(str(v), str(v).replace("_", r"\_").replace("&", r"\&"))
 
     head = " & ".join(cell(c) for c in df.columns) + r" \\"
@@ -112,11 +116,11 @@ def to_latex(df: pd.DataFrame, caption: str) -> str:
             f"\\end{{table}}\n")
 
 
-def write_table_files(df: pd.DataFrame, stem: Path, caption: str) -> None:
-    write_text(stem.with_suffix(".md"), to_markdown(df))
+def write_table_files(df: pd.DataFrame, stem: Path, caption: str, digits: int = 4) -> None:
+    write_text(stem.with_suffix(".md"), to_markdown(df, digits))
     with atomic_path(stem.with_suffix(".csv")) as tmp:
         df.to_csv(tmp, index=False)
-    write_text(stem.with_suffix(".tex"), to_latex(df, caption))
+    write_text(stem.with_suffix(".tex"), to_latex(df, caption, digits))
 
 
 def add_arguments(p) -> None:
