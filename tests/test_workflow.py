@@ -71,6 +71,29 @@ def test_dry_run_lists_the_rules(tmp_path):
     assert not (tmp_path / "results/prompts/prompts.parquet").exists()
 
 
+# Steps that run torch in their own process, not in Ray workers. Each must get the rule's threads:
+# torch's default is every core, and two such jobs side by side on 2 cores ran 4x slower than one.
+TORCH_STEPS = ("predict", "detect-features", "detect-evaluate", "detect-robustness", "localize-robustness")
+
+
+def test_torch_steps_run_on_the_rules_threads(tmp_path):
+    write_config(tmp_path)
+    proc = run_snakemake(tmp_path, "-n", "-p", "--cores", "2")
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout + proc.stderr
+    seen = set()
+    for block in re.split(r"\n(?=(?:local)?rule )", text):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        step = re.search(r"brokenvideos (\S+) --config", block)
+        if not rule or not step or step.group(1) not in TORCH_STEPS or "--baseline" in block:
+            continue  # the baselines are numpy and OpenCV, not torch
+        threads = re.search(r"threads: (\d+)", block)
+        declared = int(threads.group(1)) if threads else 1
+        assert f"--threads {declared} " in block, f"{rule.group(1)}: {step.group(1)} without --threads {declared}"
+        seen.add(step.group(1))
+    assert seen == set(TORCH_STEPS)
+
+
 def test_bad_config_stops_snakemake_before_any_job(tmp_path):
     write_config(tmp_path, video={"width": 65})
     proc = run_snakemake(tmp_path, "-n")
