@@ -151,7 +151,8 @@ def test_ray_data_map_batches_writes_the_same_bytes(tmp_path):
     import ray
 
     rows = _videos(tmp_path, n=3)
-    build_store(rows, "efficientnet_lite0", None, tmp_path / "local")
+    # one thread, as each actor has (1 CPU): not the process's current count, which other tests set
+    build_store(rows, "efficientnet_lite0", None, tmp_path / "local", threads=1)
     try:
         meta = build_store(rows, "efficientnet_lite0", None, tmp_path / "ray",
                            ray_cfg={"num_workers": 2, "cpus_per_worker": 1, "batch_size": 1})

@@ -142,11 +142,14 @@ def _worker_encode(job: dict) -> list[dict]:
 class RayEncoder:
     """A Ray Data actor: the encoder on this actor's device, writing shards to the shared store."""
 
-    def __init__(self, spec, input_size):
+    def __init__(self, spec, input_size, threads: int):
         import torch
 
         from brokenvideos.models.frozen_encoders import frozen_encoder
 
+        # Ray reserves num_cpus for the actor but torch would still start a thread per core: with
+        # two actors on 2 cores each ran 2 threads (oversubscribed, and not the 1-thread bytes)
+        torch.set_num_threads(max(1, threads))
         self.encoder = frozen_encoder(spec, input_size)
         if torch.cuda.is_available():
             self.encoder.cuda()
@@ -191,7 +194,8 @@ def _run_ray(jobs, spec, input_size, ray_cfg: dict) -> list[dict]:
     # a private cluster gets one CPU more than the actors: Ray Data's own tasks need one to run on
     ensure_ray({**ray_cfg, "num_workers": 1, "cpus_per_worker": ray_cfg["num_workers"] * ray_cfg["cpus_per_worker"] + 1})
     ds = ray.data.from_items(jobs, override_num_blocks=len(jobs))  # a block per video: actors share the work
-    out = ds.map_batches(RayEncoder, fn_constructor_kwargs={"spec": spec, "input_size": input_size},
+    actor_kwargs = {"spec": spec, "input_size": input_size, "threads": int(ray_cfg["cpus_per_worker"])}
+    out = ds.map_batches(RayEncoder, fn_constructor_kwargs=actor_kwargs,
                          batch_size=ray_cfg["batch_size"], batch_format="pandas",
                          compute=ray.data.ActorPoolStrategy(size=ray_cfg["num_workers"]),
                          num_gpus=ray_cfg["gpus_per_worker"], num_cpus=ray_cfg["cpus_per_worker"])
