@@ -8,8 +8,8 @@ from brokenvideos.errors import BrokenVideosError
 
 # He et al. V-B: batch 64, Adam, lr 1e-3. The paper gives no epoch count; 20 is our assumption.
 # cpu_default: 20 epochs for every detector. temporal_defect's own-generator clip accuracy was
-# 0.64-0.87 at 3 epochs, 0.79-0.96 at 20, 0.80-0.93 at 30, and 100 changed it by less than 0.01;
-# S3D's was as close between 15 and 30. Each extra 10 epochs costs make run about 45 s.
+# 0.64-0.87 at 3 epochs, 0.77-0.96 at 20, 0.80-0.93 at 30, and 100 changed it by less than 0.01;
+# S3D's was as close between 15 and 30. Each extra 10 epochs costs make run about 40 s.
 RECIPES = {
     "cpu_default": {"epochs": 20, "batch_size": 16, "lr": 1e-3, "weight_decay": 0.0},
     "paper": {"epochs": 20, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.0},

@@ -124,7 +124,7 @@ def add_arguments(p) -> None:
 
 def set_threads(threads: int) -> None:
     """Use the rule's threads, no more: torch's default is every core, and two such jobs side by
-    side on a 2-core machine ran 4× slower than one alone (OpenMP threads spinning on busy cores)."""
+    side on a 2-core machine each ran 4× slower than one alone (oversubscribed)."""
     if threads:
         import torch
 
