@@ -76,6 +76,21 @@ def test_dry_run_lists_the_rules(tmp_path):
 TORCH_STEPS = ("predict", "detect-features", "detect-evaluate", "detect-robustness", "localize-robustness")
 
 
+def test_set_torch_threads_sets_torchs_count_and_zero_keeps_it():
+    import torch
+
+    from brokenvideos.threads import set_torch_threads
+
+    saved = torch.get_num_threads()
+    try:
+        set_torch_threads(1)
+        assert torch.get_num_threads() == 1
+        set_torch_threads(0)  # the CLI's default: torch's own count, untouched
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(saved)
+
+
 def test_torch_steps_run_on_the_rules_threads(tmp_path):
     write_config(tmp_path)
     proc = run_snakemake(tmp_path, "-n", "-p", "--cores", "2")

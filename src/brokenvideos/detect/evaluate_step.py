@@ -28,6 +28,7 @@ from brokenvideos.errors import InputError
 from brokenvideos.io.atomic import atomic_path, write_json
 from brokenvideos.io.tables import read_table
 from brokenvideos.paths import ResultPaths
+from brokenvideos.threads import add_threads_argument, set_torch_threads
 
 log = logging.getLogger(__name__)
 DETECTION_COLUMNS = ["video_id", "clip", "score", "label"]
@@ -90,14 +91,11 @@ def add_arguments(p) -> None:
     p.add_argument("--features")
     p.add_argument("--errors")
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--threads", type=int, default=0)
+    add_threads_argument(p)
 
 
 def run(args) -> int:
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     cfg = load_config(args.config)
     paths = ResultPaths(cfg["results"])
     results = evaluate_detector(cfg, args.name, args.models, args.splits or paths.detect_splits, args.out_dir,

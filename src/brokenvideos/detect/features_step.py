@@ -17,6 +17,7 @@ from brokenvideos.detect.settings import backbone_input_size, detect_settings
 from brokenvideos.errors import BrokenVideosError
 from brokenvideos.io.tables import read_table
 from brokenvideos.paths import ResultPaths, backbone_slug
+from brokenvideos.threads import add_threads_argument, set_torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +31,14 @@ def add_arguments(p) -> None:
     p.add_argument("--workers", type=int, help="local worker processes (default: detect.features.workers)")
     p.add_argument("--predictor", help="a trained frame predictor (save_pretrained directory)")
     p.add_argument("--errors-out", help="write prediction errors here (needs --predictor)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads in all (0: torch's default)")
+    add_threads_argument(p, "torch threads in all (0: torch's default)")
 
 
 def run(args) -> int:
-    import torch
-
     cfg = load_config(args.config)
     settings = detect_settings(cfg)
     paths = ResultPaths(cfg["results"])
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     rows = read_table(args.splits or paths.detect_splits, kind="splits").to_dict("records")
     if not args.backbone and not args.errors_out:
         raise BrokenVideosError("detect-features: give --backbone and/or --predictor with --errors-out")

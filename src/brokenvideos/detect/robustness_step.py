@@ -24,6 +24,7 @@ from brokenvideos.errors import BrokenVideosError, InputError
 from brokenvideos.io.atomic import write_json
 from brokenvideos.io.tables import read_table, write_table
 from brokenvideos.paths import ResultPaths, backbone_slug, op_level
+from brokenvideos.threads import add_threads_argument, set_torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +72,11 @@ def add_arguments(p) -> None:
     p.add_argument("--level", required=True, type=int, choices=(1, 2, 3))
     p.add_argument("--predictor", required=True, help="the trained frame predictor (detect-predictor's model/)")
     p.add_argument("--splits", help="default: <results>/detect/splits.parquet")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    add_threads_argument(p)
 
 
 def run(args) -> int:
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     cfg = load_config(args.config)
     summary = detect_robustness(cfg, args.op, args.level, Path(args.predictor), args.splits)
     print(" ".join(f"{k}={100 * v:.2f}" for k, v in summary["accuracy_clip"].items()))

@@ -22,6 +22,7 @@ from brokenvideos.detect.metrics import THRESHOLD
 from brokenvideos.detect.scoring import score_frames
 from brokenvideos.errors import BrokenVideosError, InputError
 from brokenvideos.io.atomic import atomic_path
+from brokenvideos.threads import add_threads_argument, set_torch_threads
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
@@ -51,14 +52,11 @@ def add_arguments(p) -> None:
     p.add_argument("--out", help="--folder: table to write (.parquet or .csv)")
     p.add_argument("--stride", type=int, default=3, help="frames between clip starts")
     p.add_argument("--threshold", type=float, default=THRESHOLD)
-    p.add_argument("--threads", type=int, default=0)
+    add_threads_argument(p)
 
 
 def run(args) -> int:
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     if bool(args.video) == bool(args.folder):
         raise BrokenVideosError("detect: give a VIDEO or --folder DIR")
     model_dir = Path(args.model) if args.model else default_model()

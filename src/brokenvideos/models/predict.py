@@ -24,6 +24,7 @@ from brokenvideos.io.video import read_video
 from brokenvideos.models.baselines import BASELINES
 from brokenvideos.models.postprocess import POSTPROCESS_NAME, binarize, calibrate, calibration_rows, load_postprocess
 from brokenvideos.paths import ResultPaths
+from brokenvideos.threads import add_threads_argument, set_torch_threads
 from brokenvideos.dataset.splits import split_videos
 
 log = logging.getLogger(__name__)
@@ -119,20 +120,11 @@ def add_arguments(p) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--weights", help="a save_pretrained directory (e.g. results/train/st_unet/final)")
     g.add_argument("--baseline", choices=sorted(BASELINES))
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-
-
-def set_threads(threads: int) -> None:
-    """Use the rule's threads, no more: torch's default is every core, and two such jobs side by
-    side on a 2-core machine each ran 4× slower than one alone (oversubscribed)."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    add_threads_argument(p)
 
 
 def run(args) -> int:
-    set_threads(args.threads)
+    set_torch_threads(args.threads)
     cfg = load_config(args.config)
     predict_split(cfg, args.out_dir, args.split, args.weights, args.baseline)
     return 0

@@ -17,8 +17,9 @@ from brokenvideos.config import load_config
 from brokenvideos.io.atomic import write_json
 from brokenvideos.io.tables import read_table, write_table
 from brokenvideos.metrics.evaluate import evaluate_split, summarize
-from brokenvideos.models.predict import predict_split, set_threads
+from brokenvideos.models.predict import predict_split
 from brokenvideos.paths import ResultPaths, op_level
+from brokenvideos.threads import add_threads_argument, set_torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,11 @@ def add_arguments(p) -> None:
     p.add_argument("--config", required=True)
     p.add_argument("--op", required=True, choices=("abr", "crf", "bit-error"))
     p.add_argument("--level", required=True, type=int, choices=(1, 2, 3))
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    add_threads_argument(p)
 
 
 def run(args) -> int:
-    set_threads(args.threads)
+    set_torch_threads(args.threads)
     cfg = load_config(args.config)
     result = localize_robustness(cfg, args.op, args.level)
     print(" ".join(f"{m}={v['J&F']:.4f}" for m, v in result["broken"].items()))
