@@ -2,7 +2,10 @@
 
 Issue 14's targets:
 * a click round trip (request to mask drawn on the page) within 1.2x the bare
-  ``add_new_points_or_box`` call;
+  ``add_new_points_or_box`` call, timed at two paces, the same on both sides: back to back (the
+  next click as soon as the mask is drawn, while the browser still paints the last one; blocks of
+  clicks on each side) and at a person's pace (``--pause-ms`` before each click, the two sides
+  taking turns click by click, so the machine's load hits both alike);
 * propagation frames/s within 10 % of the annotate step's.
 
 What is timed:
@@ -11,15 +14,17 @@ What is timed:
   same weights;
 * page: the same clicks through the real page in Debian's chromium (``bv.prompt``: a message on
   the click channel, JSON, RLE decode of the changed objects, overlay drawn), timed inside the
-  page with ``performance.now``;
+  page with ``performance.now``; and the server's share of it, and the SAM2 call's share of that,
+  as the reply reports them (``server_ms``, ``predictor_ms``);
 * http: the same through httpx from Python (request to decoded JSON);
 * annotate step: ``Sam2Annotator.annotate`` on a prompt file with the same two prompts, timing
   only its ``propagate_in_video`` loops (frames yielded / seconds);
 * ui propagate: ``POST .../propagate`` streamed (as the page uses it), request to last frame.
 
-Blocks of the two sides are interleaved so the shared machine's load hits both alike; medians
-are printed. Usage: ``.venv/bin/python benchmarks/bench_annotate_ui.py [--frames 16] [--clicks 8]
-[--blocks 4] [--repeats 3]``
+Blocks (back to back) or single clicks (paced) of the two sides are interleaved so the shared
+machine's load hits both alike; medians are printed, and the spread of the ratio block by block.
+Usage: ``.venv/bin/python benchmarks/bench_annotate_ui.py [--frames 16] [--clicks 8]
+[--blocks 4] [--repeats 3] [--pause-ms 250]``
 """
 
 from __future__ import annotations
@@ -83,6 +88,10 @@ def workspace(root: Path, frames: int) -> dict:
     return {"root": root, "row": row, "sam2": sam2, "config": root / "config.yaml"}
 
 
+def paces(pause_ms: float) -> list[tuple[str, float]]:
+    return [("back to back", 0.0), ("a person's pace", pause_ms)]
+
+
 def click_points(block: int, n: int) -> list[list[float]]:
     return [[float(15 + (11 * i + 5 * block) % 95), float(15 + (7 * i + 3 * block) % 65)] for i in range(n)]
 
@@ -101,14 +110,15 @@ class Bare:
         write_jpeg_frames(frames, self.tmp)
         self.session = Sam2Session(predictor, self.tmp, *frames.shape[:3], settings)
 
+    def click(self, obj: int, i: int, xy: list[float]) -> float:
+        """One call, as the server makes it: object ``obj``'s ``i``-th click (the first one starts it)."""
+        t0 = time.perf_counter()
+        self.predictor.add_new_points_or_box(self.session.state, frame_idx=0, obj_id=obj, points=[xy], labels=[1],
+                                             clear_old_points=i == 0)
+        return time.perf_counter() - t0
+
     def clicks(self, block: int, n: int) -> list[float]:
-        times = []
-        for i, (x, y) in enumerate(click_points(block, n)):
-            t0 = time.perf_counter()
-            self.predictor.add_new_points_or_box(self.session.state, frame_idx=0, obj_id=block + 1, points=[[x, y]],
-                                                 labels=[1], clear_old_points=i == 0)
-            times.append(time.perf_counter() - t0)
-        return times
+        return [self.click(block + 1, i, xy) for i, xy in enumerate(click_points(block, n))]
 
 
 class AnnotateStep:
@@ -199,6 +209,8 @@ def main() -> int:
     ap.add_argument("--clicks", type=int, default=8, help="clicks per block")
     ap.add_argument("--blocks", type=int, default=4, help="interleaved click blocks per side")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved propagation runs per side")
+    ap.add_argument("--pause-ms", type=float, default=250,
+                    help="the pause between clicks at a person's pace (also timed back to back)")
     ap.add_argument("--server", choices=["thread", "process"], default="thread",
                     help="thread: uvicorn in this process, sharing the bare calls' predictor (default); "
                          "process: the CLI in its own process (its own predictor, same weights)")
@@ -223,7 +235,9 @@ def main() -> int:
     bare = Bare(ws, predictor, settings)
     step = AnnotateStep(ws)
     h = {"X-Token": token}
-    bare_ms, page_ms, http_ms, app_ms = [], [], [], []
+    clicks = {pace: {"bare": [], "page": [], "server": [], "predictor": []} for pace, _ in paces(args.pause_ms)}
+    ratios = {pace: [] for pace, _ in paces(args.pause_ms)}  # page / bare, block by block: the spread
+    http_ms = []
     step_fps, ui_fps = [], []
     try:
         with sync_playwright() as p, httpx.Client(base_url=base, headers=h, timeout=600) as http:
@@ -238,20 +252,30 @@ def main() -> int:
             bare.clicks(100, 3)  # warm-up: frame 0 features cached on both sides
             page.evaluate("async () => { bv.state.active = 200; await bv.prompt({points: [[5, 5]], labels: [1]}); }")
 
-            for block in range(args.blocks):
-                bare_ms += [1000 * t for t in bare.clicks(block, args.clicks)]
-                pts = click_points(block, args.clicks)
-                got = page.evaluate("""async ([obj, pts]) => {
-                    const out = [];
-                    bv.state.active = obj;
-                    for (const p of pts) {
-                        const ms = await bv.prompt({points: [p], labels: [1]});
-                        out.push([ms, bv.state.lastPromptServerMs]);
-                    }
-                    return out;
-                }""", [block + 1, pts])
-                page_ms += [ms for ms, _ in got]
-                app_ms += [ms for _, ms in got]
+            one_click = """async ([obj, p]) => {
+                bv.state.active = obj;
+                const ms = await bv.prompt({points: [p], labels: [1]});
+                return [ms, bv.state.lastPromptServerMs, bv.state.lastPredictorMs];
+            }"""
+            for k, (pace, pause) in enumerate(paces(args.pause_ms)):
+                for block in range(args.blocks):
+                    obj = k * args.blocks + block + 1  # a new object per block, on both sides alike
+                    pts = click_points(obj - 1, args.clicks)
+                    if pause == 0:  # a block on each side: the next click as soon as the last returns
+                        bare_ms = [1000 * t for t in bare.clicks(obj - 1, args.clicks)]
+                        got = page.evaluate(f"async ([obj, pts]) => {{ const out = []; for (const p of pts) "
+                                            f"out.push(await ({one_click})([obj, p])); return out; }}", [obj, pts])
+                    else:  # click by click, turn about, each after the same pause
+                        bare_ms, got = [], []
+                        for i, xy in enumerate(pts):
+                            time.sleep(pause / 1000)
+                            bare_ms.append(1000 * bare.click(obj, i, xy))
+                            time.sleep(pause / 1000)
+                            got.append(page.evaluate(one_click, [obj, xy]))
+                    clicks[pace]["bare"] += bare_ms
+                    for key, values in zip(("page", "server", "predictor"), zip(*got)):
+                        clicks[pace][key] += values
+                    ratios[pace].append(statistics.median(clicks[pace]["page"][-len(pts):]) / statistics.median(bare_ms))
             # the transport alone: a request that does no work, from the page and from Python
             null_page_ms = page.evaluate("""async () => {
                 const out = [];
@@ -262,16 +286,18 @@ def main() -> int:
                 }
                 return out;
             }""")
-            # the click channel alone: a message the server refuses at once (400, no predictor call)
-            null_ws_ms = page.evaluate("""async () => {
+            # the click channel alone: a message the server refuses at once (400, no predictor call),
+            # back to back and after each pace's pause (an idle browser and server wake up slower)
+            null_ws_ms = {pause: page.evaluate("""async (pause) => {
                 const out = [];
                 for (let i = 0; i < 20; i++) {
+                    await new Promise((r) => setTimeout(r, pause));
                     const t0 = performance.now();
                     await bv.clicks.send({}).catch(() => null);
                     out.push(performance.now() - t0);
                 }
                 return out;
-            }""")
+            }""", pause) for _, pause in paces(args.pause_ms)}
             null_http_ms = []
             for _ in range(20):
                 t0 = time.perf_counter()
@@ -306,21 +332,30 @@ def main() -> int:
     finally:
         stop()
 
-    b, pg, ht = statistics.median(bare_ms), statistics.median(page_ms), statistics.median(http_ms)
-    ap = statistics.median(app_ms)
-    sf, uf = statistics.median(step_fps), statistics.median(ui_fps)
+    med = statistics.median
+    sf, uf = med(step_fps), med(ui_fps)
     load = os.getloadavg()[0]
     print(f"annotate-ui benchmark: tiny SAM2 (random weights) at {IMAGE_SIZE} px, CPU, 1 torch thread, "
           f"{args.frames}-frame {W}x{H} video, server in a {args.server}, load average {load:.1f} on "
           f"{os.cpu_count()} cores")
-    print(f"click round trip, median of {len(bare_ms)} clicks:")
-    print(f"  bare add_new_points_or_box   {b:7.1f} ms")
-    print(f"  page (request to mask drawn) {pg:7.1f} ms   = {pg / b:.3f} x bare   (target <= 1.2: "
-          f"{'met' if pg / b <= 1.2 else 'NOT met'})")
-    print(f"  http (request to JSON)       {ht:7.1f} ms   = {ht / b:.3f} x bare")
-    print(f"  server's share (Server-Timing, request in to response out) {ap:7.1f} ms = {ap / b:.3f} x bare")
-    print(f"  transport alone: click channel (a refused message) {statistics.median(null_ws_ms):.1f} ms; "
-          f"GET /api/videos: page {statistics.median(null_page_ms):.1f} ms, http {statistics.median(null_http_ms):.1f} ms")
+    for pace, pause in paces(args.pause_ms):
+        c = {k: med(v) for k, v in clicks[pace].items()}
+        b = c["bare"]
+        how = "in blocks, side by side" if pause == 0 else f"{pause:g} ms before each click, sides taking turns"
+        print(f"click round trip, {pace} ({how}), median of "
+              f"{len(clicks[pace]['bare'])} clicks:")
+        print(f"  bare add_new_points_or_box   {b:7.1f} ms")
+        print(f"  page (request to mask drawn) {c['page']:7.1f} ms   = {c['page'] / b:.3f} x bare   (target <= 1.2: "
+              f"{'met' if c['page'] / b <= 1.2 else 'NOT met'}; block by block "
+              f"{min(ratios[pace]):.2f}-{max(ratios[pace]):.2f} x)")
+        print(f"    of which the server        {c['server']:7.1f} ms   = {c['server'] / b:.3f} x bare")
+        print(f"      of which SAM2 (+ merge)  {c['predictor']:7.1f} ms   = {c['predictor'] / b:.3f} x bare"
+              f"   (the same call as bare, in the server's thread, beside the browser)")
+    print(f"http (request to JSON, back to back) {med(http_ms):7.1f} ms   = "
+          f"{med(http_ms) / med(clicks['back to back']['bare']):.3f} x that bare")
+    print("transport alone: click channel (a refused message) " + ", ".join(
+        f"{med(v):.1f} ms after {pause:g} ms idle" for pause, v in null_ws_ms.items()) + "; "
+          f"GET /api/videos: page {med(null_page_ms):.1f} ms, http {med(null_http_ms):.1f} ms")
     print(f"propagation, 2 objects, median of {args.repeats} runs:")
     print(f"  annotate step                {sf:7.2f} frames/s")
     print(f"  annotate-ui (streamed)       {uf:7.2f} frames/s = {uf / sf:.3f} x   (target within 10 %: "

@@ -21,6 +21,7 @@ from brokenvideos.annotate.export import decode_coco_rle  # noqa: E402
 from brokenvideos.annotate.prompts_file import load_prompts  # noqa: E402
 from brokenvideos.annotate.ui.app import MAX_BODY_BYTES, create_app  # noqa: E402
 from brokenvideos.annotate.ui.catalogue import Catalogue  # noqa: E402
+from brokenvideos.annotate.ui.journal import SessionJournal  # noqa: E402
 from brokenvideos.annotate.ui.server import build_store, check_host  # noqa: E402
 from brokenvideos.annotate.ui.session import BadRequest, Busy  # noqa: E402
 from brokenvideos.errors import BrokenVideosError, InputError  # noqa: E402
@@ -527,7 +528,9 @@ def test_session_survives_restart(annotate_ui_workspace, tmp_path):
         before = c.get(f"/api/sessions/{sid}").json()
     store.close_all()
     del store
-    saved = json.loads((tmp_path / "out" / "sessions" / "clip-a.json").read_text())
+    lines = (tmp_path / "out" / "sessions" / "clip-a.json").read_text().splitlines()
+    assert len(lines) == 2 and "append" in json.loads(lines[1])  # the propagation's snapshot, then the click
+    saved = SessionJournal(tmp_path / "out" / "sessions" / "clip-a.json").read()
     assert [a["op"] for a in saved["actions"]] == ["prompt", "prompt", "propagate", "prompt"]
 
     store = build_store(ws["config"], ws["videos_parquet"], tmp_path / "out")
@@ -539,6 +542,101 @@ def test_session_survives_restart(annotate_ui_workspace, tmp_path):
     assert after["frames"] == before["frames"]  # the same masks, rebuilt from the saved prompts
     assert after["objects"][0]["subcategory"] == "uncanny_valley"
     assert any(after["frames"][str(t)] for t in range(ws["T"]))
+
+
+def _prompt(obj, frame=0, xy=(10.0, 10.0)):
+    return {"op": "prompt", "object_id": obj, "frame": frame, "points": [list(xy)], "labels": [1]}
+
+
+def test_journal_appends_clicks_and_drops_only_a_torn_last_line(tmp_path, caplog):
+    path = tmp_path / "s.json"
+    j = SessionJournal(path)
+    assert not j.exists
+    j.rewrite({"video_id": "v", "objects": {"1": {"subcategory": None}}, "actions": [_prompt(1)]})
+    j.append(_prompt(2))
+    j.append(_prompt(1, frame=3))
+    assert SessionJournal(path).read()["actions"] == [_prompt(1), _prompt(2), _prompt(1, frame=3)]
+    j.rewrite({"video_id": "v", "objects": {}, "actions": []})  # a rewrite folds the clicks away...
+    j.append(_prompt(4))  # ...and appends go to the new file, not the renamed-over one
+    assert SessionJournal(path).read()["actions"] == [_prompt(4)]
+    j.close()
+
+    # a server killed mid-write: the last line is torn (no newline); it is dropped with a warning
+    path.write_text(path.read_text() + '{"append": {"op": "pro')
+    assert SessionJournal(path).read()["actions"] == [_prompt(4)]
+    assert "torn last line" in caplog.text
+    # a bad line anywhere else is not a crash's doing: refused
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], "garbage", lines[1]]) + "\n")
+    with pytest.raises(ValueError, match="line 2"):
+        SessionJournal(path).read()
+
+
+def test_a_click_appends_one_line_and_an_old_format_file_restores(client, store, annotate_ui_workspace):
+    cx, cy = annotate_ui_workspace["click"]
+    sid = fresh_session(client, "clip-a")
+    session = store.get(sid)
+    client.post(f"/api/sessions/{sid}/prompts", json={"frame": 0, "object_id": 1, "points": [[cx, cy]], "labels": [1]})
+    size = session.saved_path.stat().st_size
+    client.post(f"/api/sessions/{sid}/prompts", json={"frame": 0, "object_id": 1, "points": [[5, 5]], "labels": [0]})
+    added = session.saved_path.read_bytes()[size:]
+    assert added.count(b"\n") == 1 and json.loads(added)["append"]["labels"] == [0]
+    shown = client.get(f"/api/sessions/{sid}").json()
+    # format 1 (one indented object, what earlier versions wrote) still opens, and is upgraded
+    path = session.saved_path
+    client.delete(f"/api/sessions/{sid}")
+    doc = SessionJournal(path).read()
+    path.write_text(json.dumps({"format": 1, "video_id": "clip-a", "objects": doc["objects"],
+                                "actions": doc["actions"]}, indent=2))
+    again = client.post("/api/sessions", json={"video_id": "clip-a"}).json()
+    assert again["restored"] is True and again["frames"] == shown["frames"]
+    assert json.loads(path.read_text().splitlines()[0])["format"] == 2
+
+
+def test_a_label_saved_during_a_click_neither_drops_nor_repeats_it(client, store, annotate_ui_workspace,
+                                                                   monkeypatch):
+    import threading
+
+    cx, cy = annotate_ui_workspace["click"]
+    sid = fresh_session(client, "clip-a")
+    session = store.get(sid)
+    session.add_prompt(0, 1, [[cx, cy]], [1])
+    in_click, real_append = threading.Event(), session.journal.append
+
+    def slow_append(action):  # the click is logged in memory and about to reach the file
+        in_click.set()
+        time.sleep(0.3)
+        real_append(action)
+
+    monkeypatch.setattr(session.journal, "append", slow_append)
+    # a PUT runs in a worker thread while the click runs on the event loop
+    labeller = threading.Thread(target=lambda: (in_click.wait(), session.set_subcategory(1, "motion_anomaly")))
+    labeller.start()
+    session.add_prompt(2, 1, [[5.0, 5.0]], [0])
+    labeller.join()
+    saved = SessionJournal(session.saved_path).read()
+    assert saved["actions"] == session.actions and len(session.actions) == 2
+    assert saved["objects"]["1"]["subcategory"] == "motion_anomaly"
+
+
+def test_a_failed_save_is_logged_and_the_click_still_answers(client, store, annotate_ui_workspace, caplog,
+                                                             monkeypatch):
+    cx, cy = annotate_ui_workspace["click"]
+    sid = fresh_session(client, "clip-a")
+    session = store.get(sid)
+    session.add_prompt(0, 1, [[cx, cy]], [1])
+
+    def full(action):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(session.journal, "append", full)
+    r = client.post(f"/api/sessions/{sid}/prompts", json={"frame": 1, "object_id": 1, "points": [[cx, cy]],
+                                                          "labels": [1]})
+    assert r.status_code == 200 and "1" in r.json()["masks"]
+    assert "cannot save" in caplog.text and "No space left" in caplog.text
+    monkeypatch.undo()
+    session.save()  # the next rewrite holds everything again
+    assert SessionJournal(session.saved_path).read()["actions"] == session.actions
 
 
 # --- the click channel (WebSocket) ---------------------------------------------------------------
@@ -554,7 +652,7 @@ def test_click_channel_replies_with_exactly_the_changed_objects(client, store, a
         ws.send_text(json.dumps({"id": 7, "frame": 1, "object_id": 2, "points": [[62, 44], [cx, cy]], "labels": [1, 1]}))
         reply = ws.receive_json()
     after = store.get(sid).masks[1]
-    assert reply["id"] == 7 and reply["frame"] == 1 and reply["server_ms"] > 0
+    assert reply["id"] == 7 and reply["frame"] == 1 and 0 < reply["predictor_ms"] <= reply["server_ms"]
     changed = {int(k) for k in np.unique(np.concatenate([before[before != after], after[before != after]])) if k}
     assert changed, "the second click was meant to move pixels between objects"
     assert {int(k) for k in reply["masks"]} == changed | {2}

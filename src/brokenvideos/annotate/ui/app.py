@@ -288,8 +288,8 @@ def create_app(store: SessionStore, token: str, max_body: int = MAX_BODY_BYTES) 
         # The page's click channel: one open connection instead of a request per click (an idle
         # fetch from chromium costs ~7 ms here, a WebSocket message ~1 ms), and the reply carries
         # only the objects the click changed. Each message is a prompt body (+ an optional "id"
-        # echoed back); each reply is {"id", "frame", "masks", "server_ms"} or {"id", "status",
-        # "detail"}, and the connection stays open after a refused message.
+        # echoed back); each reply is {"id", "frame", "masks", "server_ms", "predictor_ms"} or
+        # {"id", "status", "detail"}, and the connection stays open after a refused message.
         await ws.accept()
         while True:
             message = await ws.receive()
@@ -330,7 +330,8 @@ def create_app(store: SessionStore, token: str, max_body: int = MAX_BODY_BYTES) 
         except Exception as exc:  # reported on the page, and the channel keeps serving
             log.exception("annotate-ui: click on session %s failed", sid)
             return {"id": ident, "status": 500, "detail": f"internal error: {exc.__class__.__name__}: {exc}"}
-        return {"id": ident, **out}
+        # of the server's time, the SAM2 call (with the merge of its objects' logits)
+        return {"id": ident, **out, "predictor_ms": session.last_predictor_ms}
 
     @app.put("/api/sessions/{sid}/objects/{object_id}")
     def label(sid: str, object_id: int, body: Label):

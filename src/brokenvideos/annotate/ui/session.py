@@ -25,6 +25,7 @@ import queue
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,8 +44,8 @@ from brokenvideos.annotate.prompts_file import (
 )
 from brokenvideos.annotate.sam2_annotator import Sam2Session, Sam2Settings, inference_context, merge_logits, write_jpeg_frames
 from brokenvideos.annotate.ui.catalogue import VideoEntry
+from brokenvideos.annotate.ui.journal import SessionJournal
 from brokenvideos.errors import BrokenVideosError
-from brokenvideos.io.atomic import write_json
 from brokenvideos.io.masks import PALETTE, write_video_masks
 from brokenvideos.prompts.taxonomy import SUBCATEGORIES
 
@@ -52,7 +53,6 @@ log = logging.getLogger(__name__)
 
 MAX_OBJECT_ID = 255  # DAVIS palette PNGs hold ids 1..255
 DIRECTIONS = {"forward": (False,), "backward": (True,), "both": (False, True)}
-SESSION_FORMAT = 1
 
 
 class UIError(Exception):
@@ -154,75 +154,66 @@ class AnnotationSession:
         self.masks = np.zeros((self.num_frames, self.height, self.width), np.uint8)
         self.job: PropagationJob | None = None
         self._stale = False  # a predictor call failed mid-way: rebuild before the next one
-        self._save_cv = threading.Condition()
-        self._pending_save: dict | None = None
-        self._writing = self._closing = False
-        self._writer_thread = threading.Thread(target=self._writer, name=f"save-{session_id}", daemon=True)
-        self._writer_thread.start()
-        if saved_path.exists():
+        self.last_predictor_ms: float | None = None
+        self.journal = SessionJournal(saved_path)
+        self._save_lock = threading.RLock()  # labels are saved outside the predictor lock
+        if self.journal.exists:
             self._restore(saved_path)
 
     # --- persistence -------------------------------------------------------------------------
 
     def save(self) -> None:
-        """Queue the log for the writer thread: a click must not wait for fsync (issue 14's latency
-        budget), and the file follows within milliseconds, atomically, latest state wins."""
-        snapshot = {"format": SESSION_FORMAT, "video_id": self.entry.video_id,
-                    "objects": {str(k): dict(v) for k, v in sorted(self.objects.items())},
-                    "actions": list(self.actions)}  # actions are never mutated once logged
-        with self._save_cv:
-            self._pending_save = snapshot
-            self._save_cv.notify()
+        """Rewrite the saved log (atomically, fsynced): every edit but a click."""
+        with self._save_lock:
+            self._saving(self.journal.rewrite, self._snapshot())
 
-    def _writer(self) -> None:
-        while True:
-            with self._save_cv:
-                while self._pending_save is None and not self._closing:
-                    self._save_cv.wait()
-                doc, self._pending_save = self._pending_save, None
-                if doc is None:  # closing, nothing left
-                    return
-                self._writing = True
-            try:
-                write_json(self.saved_path, doc)
-            except OSError as exc:
-                log.error("annotate-ui: cannot save %s: %s", self.saved_path, exc)
-            finally:
-                with self._save_cv:
-                    self._writing = False
-                    self._save_cv.notify_all()
+    def _log_click(self, action: dict) -> None:
+        """Log a click and save it as one appended line (see ``journal``); the first one writes the
+        file. Under the save lock, so a label saved meanwhile neither misses it nor repeats it."""
+        with self._save_lock:
+            self.actions.append(action)
+            self.objects.setdefault(action["object_id"], {"subcategory": None})
+            if self.journal.exists:
+                self._saving(self.journal.append, action)
+            else:
+                self.save()
 
-    def flush(self) -> None:
-        """Block until the saved file holds the latest log."""
-        with self._save_cv:
-            while self._pending_save is not None or self._writing:
-                self._save_cv.wait()
+    def _saving(self, write, doc) -> None:
+        # As before the journal: a failed save is logged and the session keeps working in memory
+        # (the next successful rewrite holds everything).
+        try:
+            write(doc)
+        except (OSError, BrokenVideosError) as exc:
+            log.error("annotate-ui: cannot save %s: %s", self.saved_path, " ".join(str(exc).split()))
+
+    def _snapshot(self) -> dict:
+        return {"video_id": self.entry.video_id,
+                "objects": {str(k): dict(v) for k, v in sorted(self.objects.items())},
+                "actions": list(self.actions)}
 
     def _restore(self, path: Path) -> None:
-        import json
-
         try:
-            doc = json.loads(path.read_text())
+            doc = self.journal.read()
             objects = {int(k): {"subcategory": v.get("subcategory")} for k, v in doc["objects"].items()}
             actions = list(doc["actions"])
             for a in actions:
                 if a["op"] not in ("prompt", "propagate"):
                     raise ValueError(f"unknown op {a['op']!r}")
+                if a["op"] == "prompt":  # an appended click may have started its object
+                    objects.setdefault(int(a["object_id"]), {"subcategory": None})
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BrokenVideosError(f"{path}: not a saved annotate-ui session ({exc})") from None
         self.objects, self.actions = objects, actions
         with self.lock:
             self._rebuild()
+        self.save()  # one snapshot again (the clicks folded in, a format-1 file upgraded)
         log.info("restored %s: %d objects, %d actions", self.entry.video_id, len(objects), len(actions))
 
     def close(self) -> None:
         if self.job is not None:
             self.job.cancel.set()
             self.job.finished.wait(timeout=60)
-        with self._save_cv:
-            self._closing = True
-            self._save_cv.notify_all()
-        self._writer_thread.join(timeout=60)
+        self.journal.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     # --- views -------------------------------------------------------------------------------
@@ -361,13 +352,14 @@ class AnnotationSession:
             before = self.masks[frame].copy()
             try:
                 with inference_context(self.predictor):
+                    t0 = time.perf_counter()
                     self._apply_prompt(action, started)
+                    predictor_ms = 1000 * (time.perf_counter() - t0)
             except Exception as exc:
                 self._stale = True  # SAM2 stores the points before it runs; the log does not have them
                 raise _predictor_failed(exc) from None
-            self.actions.append(action)
-            self.objects.setdefault(object_id, {"subcategory": None})
-            self.save()
+            self._log_click(action)
+            self.last_predictor_ms = round(predictor_ms, 2)  # the page shows it beside the server's time
             if changed_only:
                 return {"frame": frame, "masks": changed_rles(before, self.masks[frame], object_id)}
             return {"frame": frame, "masks": frame_rles(self.masks[frame])}
@@ -512,7 +504,6 @@ class AnnotationSession:
             videos = dict(_existing_prompts(prompts_path).videos) if prompts_path.exists() else {}
             videos[vid] = prompts
             write_prompts(prompts_path, videos)
-        self.flush()  # an export is a checkpoint: the saved log is on disk when it returns
         return {"video_id": vid, "paths": {
                     "masks": [str(mask_dir / f"{t:05d}.png") for t in range(self.num_frames)],
                     "instances": str(mask_dir / "instances.json"), "rle": str(mask_dir / "rle.json"),

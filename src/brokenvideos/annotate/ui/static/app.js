@@ -7,7 +7,7 @@ const S = {
   videos: [], video: null, sid: null, frame: 0, frames: {},   // frames[t][objectId] = Uint8Array mask (H*W)
   objects: [], active: null, pending: new Map(),             // pending: objects made on the page, not yet prompted
   actions: [], taxonomy: [], images: {}, busy: false, propagating: false,
-  dragStart: null, dragNow: null, lastClickMs: null, lastServerMs: null, lastPromptServerMs: null,
+  dragStart: null, dragNow: null, lastClickMs: null, lastServerMs: null, lastPromptServerMs: null, lastPredictorMs: null,
 };
 
 // --- API ---------------------------------------------------------------------------------------
@@ -86,19 +86,29 @@ function rleCounts(s) {
   return counts;
 }
 
+// An H*W row-major 0/1 mask, or null if the RLE has no pixels. The runs are column-major; the walk
+// keeps (row, column) instead of dividing per pixel.
 function decodeRle(rle) {
-  const [h, w] = rle.size, mask = new Uint8Array(h * w), counts = rleCounts(rle.counts);
-  let i = 0, v = 0;
-  for (const n of counts) {
-    if (v) for (let j = i; j < i + n; j++) mask[(j % h) * w + Math.floor(j / h)] = 1;
-    i += n; v = 1 - v;
+  const [h, w] = rle.size, counts = rleCounts(rle.counts);
+  let mask = null, r = 0, c = 0;
+  for (let k = 0; k < counts.length; k++) {
+    const n = counts[k];
+    if (k & 1 && n) {
+      if (!mask) mask = new Uint8Array(h * w);
+      for (let j = 0; j < n; j++) {
+        mask[r * w + c] = 1;
+        if (++r === h) { r = 0; c++; }
+      }
+    } else {
+      r += n; c += Math.floor(r / h); r %= h;
+    }
   }
   return mask;
 }
 
 function setFrameMasks(t, rles) {
   const decoded = {};
-  for (const [obj, rle] of Object.entries(rles)) decoded[obj] = decodeRle(rle);
+  for (const [obj, rle] of Object.entries(rles)) { const m = decodeRle(rle); if (m) decoded[obj] = m; }
   S.frames[t] = decoded;
 }
 
@@ -108,9 +118,16 @@ function setAllFrames(frames) {
 }
 
 // --- drawing -----------------------------------------------------------------------------------
+// Three stacked layers, so a click repaints only what it changed: the frame (an image, redrawn on
+// a frame change), the masks (one pixel per video pixel, scaled up by CSS without smoothing; the
+// opacity slider is the layer's CSS opacity), and the prompt marks on top (which takes the mouse).
+// A click's reply repaints the mask layer and adds one mark (issue 14: the click round trip
+// within 1.2x the bare SAM2 call).
 
 const canvas = $("canvas"), ctx = canvas.getContext("2d");
-const overlay = document.createElement("canvas"), octx = overlay.getContext("2d");
+const frameLayer = $("frame-layer"), fctx = frameLayer.getContext("2d");
+const maskLayer = $("mask-layer"), mctx = maskLayer.getContext("2d");
+let maskPixels = null, maskWords = null;  // the mask layer's ImageData and a 32-bit view of it
 
 function hexRgb(hex) { return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)); }
 
@@ -119,53 +136,72 @@ function colourOf(objectId) {
   return o ? o.colour : "#ffffff";
 }
 
+function rgbaWord(hex) {  // an opaque colour as one pixel of a Uint32Array over RGBA bytes
+  const [r, g, b] = hexRgb(hex), bytes = new Uint8ClampedArray([r, g, b, 255]);
+  return new Uint32Array(bytes.buffer)[0];
+}
+
+function sizeLayers() {
+  const {width: w, height: h} = S.video, scale = Math.max(1, Math.floor(720 / w));
+  for (const c of [canvas, frameLayer]) { c.width = w * scale; c.height = h * scale; }
+  maskLayer.width = w; maskLayer.height = h;
+  maskPixels = mctx.createImageData(w, h);
+  maskWords = new Uint32Array(maskPixels.data.buffer);
+}
+
 function frameImage(t) {
   if (!S.images[t]) {
     const img = new Image();
-    img.onload = () => { if (t === S.frame) draw(); };
+    img.onload = () => { if (t === S.frame) drawFrame(); };
     img.src = `/api/videos/${encodeURIComponent(S.video.video_id)}/frames/${t}`;
     S.images[t] = img;
   }
   return S.images[t];
 }
 
-function draw() {
-  if (!S.video) return;
-  const {width: w, height: h} = S.video;
+function drawFrame() {
   const img = frameImage(S.frame);
-  ctx.imageSmoothingEnabled = false;
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
-  if (img.complete && img.naturalWidth) ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
-  // masks: one RGBA image at video resolution, scaled up without smoothing
-  const alpha = Math.round(255 * Number($("opacity").value));
-  const data = octx.createImageData(w, h);
+  fctx.imageSmoothingEnabled = false;
+  fctx.clearRect(0, 0, frameLayer.width, frameLayer.height);
+  if (img.complete && img.naturalWidth) fctx.drawImage(img, 0, 0, frameLayer.width, frameLayer.height);
+}
+
+function drawMasks() {
+  maskWords.fill(0);
   for (const [obj, mask] of Object.entries(S.frames[S.frame] || {})) {
-    const [r, g, b] = hexRgb(colourOf(Number(obj)));
-    for (let i = 0; i < mask.length; i++) {
-      if (mask[i]) { const j = 4 * i; data.data[j] = r; data.data[j + 1] = g; data.data[j + 2] = b; data.data[j + 3] = alpha; }
-    }
+    const word = rgbaWord(colourOf(Number(obj)));
+    for (let i = 0; i < mask.length; i++) if (mask[i]) maskWords[i] = word;
   }
-  octx.putImageData(data, 0, 0);
-  ctx.drawImage(overlay, 0, 0, canvas.width, canvas.height);
-  // this frame's prompts
-  const sx = canvas.width / w, sy = canvas.height / h;
-  for (const a of S.actions) {
-    if (a.op !== "prompt" || a.frame !== S.frame) continue;
-    ctx.strokeStyle = colourOf(a.object_id); ctx.lineWidth = 2;
-    if (a.box) ctx.strokeRect(a.box[0] * sx, a.box[1] * sy, (a.box[2] - a.box[0]) * sx, (a.box[3] - a.box[1]) * sy);
-    (a.points || []).forEach(([x, y], k) => {
-      ctx.beginPath(); ctx.arc(x * sx, y * sy, 6, 0, 2 * Math.PI);
-      ctx.fillStyle = a.labels[k] ? "#16a34a" : "#dc2626"; ctx.fill();
-      ctx.strokeStyle = "#fff"; ctx.stroke();
-      ctx.fillStyle = "#fff"; ctx.font = "bold 11px sans-serif"; ctx.textAlign = "center"; ctx.textBaseline = "middle";
-      ctx.fillText(a.labels[k] ? "+" : "−", x * sx, y * sy);
-    });
-  }
+  mctx.putImageData(maskPixels, 0, 0);
+}
+
+function drawMark(a) {
+  const sx = canvas.width / S.video.width, sy = canvas.height / S.video.height;
+  ctx.strokeStyle = colourOf(a.object_id); ctx.lineWidth = 2;
+  if (a.box) ctx.strokeRect(a.box[0] * sx, a.box[1] * sy, (a.box[2] - a.box[0]) * sx, (a.box[3] - a.box[1]) * sy);
+  (a.points || []).forEach(([x, y], k) => {
+    ctx.beginPath(); ctx.arc(x * sx, y * sy, 6, 0, 2 * Math.PI);
+    ctx.fillStyle = a.labels[k] ? "#16a34a" : "#dc2626"; ctx.fill();
+    ctx.strokeStyle = "#fff"; ctx.stroke();
+    ctx.fillStyle = "#fff"; ctx.font = "bold 11px sans-serif"; ctx.textAlign = "center"; ctx.textBaseline = "middle";
+    ctx.fillText(a.labels[k] ? "+" : "−", x * sx, y * sy);
+  });
+}
+
+function drawMarks() {  // this frame's prompts, and the box being dragged
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  for (const a of S.actions) if (a.op === "prompt" && a.frame === S.frame) drawMark(a);
   if (S.dragStart && S.dragNow) {
+    const sx = canvas.width / S.video.width, sy = canvas.height / S.video.height;
     ctx.setLineDash([4, 3]); ctx.strokeStyle = colourOf(S.active); ctx.lineWidth = 2;
     ctx.strokeRect(S.dragStart[0] * sx, S.dragStart[1] * sy, (S.dragNow[0] - S.dragStart[0]) * sx, (S.dragNow[1] - S.dragStart[1]) * sy);
     ctx.setLineDash([]);
   }
+}
+
+function draw() {
+  if (!S.video) return;
+  drawFrame(); drawMasks(); drawMarks();
   $("frame-label").textContent = `frame ${S.frame} / ${S.video.num_frames - 1}`;
   $("scrubber").value = S.frame;
 }
@@ -208,9 +244,7 @@ async function openVideo(videoId) {
     Object.assign(S, {sid: doc.session_id, video: doc.video, frame: 0, images: {}, actions: doc.actions,
                       objects: [], active: null, pending: new Map()});
     document.querySelectorAll("#videos button").forEach((b) => b.classList.toggle("active", b.dataset.videoId === videoId));
-    const scale = Math.max(1, Math.floor(720 / doc.video.width));
-    canvas.width = doc.video.width * scale; canvas.height = doc.video.height * scale;
-    overlay.width = doc.video.width; overlay.height = doc.video.height;
+    sizeLayers();
     $("scrubber").max = doc.video.num_frames - 1;
     applyState(doc);
     openClickChannel(doc.session_id);
@@ -316,34 +350,33 @@ async function prompt(body) {
   let doc;
   if (clicks.ws && clicks.ws.readyState === WebSocket.OPEN) {
     doc = await sendClick(request);  // masks: only the objects this click changed
-    S.lastPromptServerMs = doc.server_ms;
+    S.lastPromptServerMs = doc.server_ms; S.lastPredictorMs = doc.predictor_ms;
     const shown = S.frames[doc.frame] || (S.frames[doc.frame] = {});
     for (const [obj, rle] of Object.entries(doc.masks)) {
       const mask = decodeRle(rle);
-      if (mask.some((v) => v)) shown[obj] = mask; else delete shown[obj];
+      if (mask) shown[obj] = mask; else delete shown[obj];
     }
   } else {
     doc = await api("POST", `/api/sessions/${S.sid}/prompts`, request);
-    S.lastPromptServerMs = S.lastServerMs;
+    S.lastPromptServerMs = S.lastServerMs; S.lastPredictorMs = null;
     setFrameMasks(doc.frame, doc.masks);
   }
-  S.actions.push({op: "prompt", object_id: objectId, frame: doc.frame, ...body});
-  const pending = S.pending.get(objectId);
-  if (!S.objects.some((o) => o.object_id === objectId)) {
-    S.objects.push({...(pending || {object_id: objectId, colour: "#fff"}), num_prompts: 1});
-    draw();
-    S.lastClickMs = performance.now() - t0;
+  const action = {op: "prompt", object_id: objectId, frame: doc.frame, ...body};
+  S.actions.push(action);
+  const pending = S.pending.get(objectId), isNew = !S.objects.some((o) => o.object_id === objectId);
+  if (isNew) S.objects.push({...(pending || {object_id: objectId, colour: "#fff"}), num_prompts: 1});
+  if (doc.frame === S.frame) { drawMasks(); drawMark(action); }  // what the click changed, no more
+  S.lastClickMs = performance.now() - t0;
+  if (isNew) {
     if (pending && pending.subcategory) {
       await api("PUT", `/api/sessions/${S.sid}/objects/${objectId}`, {subcategory: pending.subcategory});
     }
     S.pending.delete(objectId);
     renderObjects();
-  } else {
-    draw();
-    S.lastClickMs = performance.now() - t0;
   }
   const area = (S.frames[doc.frame] || {})[String(objectId)] ? "mask" : "no mask";
-  const server = S.lastPromptServerMs === null ? "" : `, server ${S.lastPromptServerMs.toFixed(0)} ms`;
+  const sam = S.lastPredictorMs === null ? "" : ` of which SAM2 ${S.lastPredictorMs.toFixed(0)} ms`;
+  const server = S.lastPromptServerMs === null ? "" : `, server ${S.lastPromptServerMs.toFixed(0)} ms${sam}`;
   status(`frame ${doc.frame}, object ${objectId}: ${area} (${S.lastClickMs.toFixed(0)} ms${server})`);
   return S.lastClickMs;
 }
@@ -352,7 +385,7 @@ canvas.addEventListener("mousedown", (ev) => {
   if (!S.sid || S.propagating) return;
   if (tool() === "box") { S.dragStart = videoXY(ev); S.dragNow = S.dragStart; }
 });
-canvas.addEventListener("mousemove", (ev) => { if (S.dragStart) { S.dragNow = videoXY(ev); draw(); } });
+canvas.addEventListener("mousemove", (ev) => { if (S.dragStart) { S.dragNow = videoXY(ev); drawMarks(); } });
 canvas.addEventListener("mouseup", async (ev) => {
   if (!S.sid || S.propagating) return;
   const kind = tool();
@@ -361,7 +394,7 @@ canvas.addEventListener("mouseup", async (ev) => {
     const [a, b] = [S.dragStart, videoXY(ev)];
     S.dragStart = S.dragNow = null;
     const box = [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[0], b[0]), Math.max(a[1], b[1])];
-    if (box[2] - box[0] < 2 || box[3] - box[1] < 2) { draw(); return; }
+    if (box[2] - box[0] < 2 || box[3] - box[1] < 2) { drawMarks(); return; }
     await guarded("the box", () => prompt({box}));
   } else {
     const p = videoXY(ev);
@@ -400,7 +433,7 @@ async function propagate() {
           setFrameMasks(ev.frame, ev.masks);
           $("progress").max = ev.total; $("progress").value = ev.done;
           status(`propagating: ${ev.done} / ${ev.total} frames`);
-          if (ev.frame === S.frame) draw();
+          if (ev.frame === S.frame) drawMasks();
         } else if (ev.type === "error") {
           throw new Error(ev.detail);
         }
@@ -456,7 +489,7 @@ $("cancel").onclick = cancelPropagation;
 $("undo").onclick = undo;
 $("export").onclick = exportSession;
 $("new-object").onclick = newObject;
-$("opacity").oninput = draw;
+$("opacity").oninput = () => { maskLayer.style.opacity = $("opacity").value; };
 $("scrubber").oninput = (e) => goTo(Number(e.target.value));
 $("prev").onclick = () => goTo(S.frame - 1);
 $("next").onclick = () => goTo(S.frame + 1);
