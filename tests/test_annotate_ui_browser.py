@@ -190,3 +190,31 @@ def test_annotate_in_a_real_browser(browser, server, annotate_ui_workspace, tmp_
     for t in range(T):
         assert (replayed_dir(tmp_path / "replay", "clip-a") / f"{t:05d}.png").read_bytes() == \
             (mask_dir / f"{t:05d}.png").read_bytes()
+
+
+def test_the_pages_rle_decoder_equals_pycocotools(browser, server):
+    """The page draws what the server sent: its decoder against pycocotools' on random masks,
+    the empty and the full mask, odd sizes and runs that wrap a column."""
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(14)
+    masks = [np.zeros((5, 7), np.uint8), np.ones((5, 7), np.uint8), np.eye(9, 4, dtype=np.uint8)]
+    masks += [(rng.random((h, w)) < p).astype(np.uint8) for h, w, p in ((96, 128, 0.3), (13, 31, 0.9), (1, 17, 0.5))]
+    blob = np.zeros((48, 64), np.uint8)
+    blob[10:30, 5:40] = 1
+    masks.append(blob)
+    rles = []
+    for m in masks:
+        r = mask_utils.encode(np.asfortranarray(m))
+        rles.append({"size": r["size"], "counts": r["counts"].decode("ascii")})
+    page = browser.new_page()
+    page.goto(server["url"])
+    page.wait_for_function("() => typeof decodeRle === 'function'")
+    got = page.evaluate("(rles) => rles.map((r) => { const m = decodeRle(r); return m ? Array.from(m) : null; })", rles)
+    page.close()
+    for m, g in zip(masks, got):
+        if not m.any():
+            assert g is None  # an emptied object: nothing to draw
+        else:
+            assert np.array_equal(np.asarray(g, np.uint8).reshape(m.shape), mask_utils.decode(
+                mask_utils.encode(np.asfortranarray(m))))
