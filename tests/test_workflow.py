@@ -85,8 +85,10 @@ def test_set_torch_threads_sets_torchs_count_and_zero_keeps_it():
     try:
         set_torch_threads(1)
         assert torch.get_num_threads() == 1
-        set_torch_threads(0)  # the CLI's default: torch's own count, untouched
-        assert torch.get_num_threads() == 1
+        set_torch_threads(2)
+        assert torch.get_num_threads() == 2
+        set_torch_threads(0)  # the CLI's default: torch's count as it was (2 here, not reset to 1)
+        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(saved)
 

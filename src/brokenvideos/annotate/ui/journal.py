@@ -31,7 +31,7 @@ FORMAT = 2
 class SessionJournal:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._lock = threading.Lock()  # labels arrive outside the predictor lock
+        self._lock = threading.Lock()  # the descriptor: an append and a close may come from two threads
         self._fd: int | None = None
         self.exists = self.path.exists()
 
