@@ -14,7 +14,7 @@ import time
 import torch
 
 from brokenvideos.models.backbones import FrozenImageEncoder
-from brokenvideos.detect.predictor import FramePredictor
+from brokenvideos.detect.predictor import FramePredictor, extrapolate
 
 
 def paired(fa, fb, repeats: int) -> tuple[float, float, float]:
@@ -32,6 +32,12 @@ def paired(fa, fb, repeats: int) -> tuple[float, float, float]:
         ta.append(a), tb.append(b), ratios.append(a / b)
     ratios.sort()
     return min(ta), min(tb), ratios[len(ratios) // 2]
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -76,10 +82,16 @@ def main() -> None:
             with torch.no_grad():
                 pred(f0, f1)
 
+        def flow_only():
+            with torch.no_grad():
+                extrapolate(f0, f1)
+
         tw, td, ratio = paired(wrapped, direct, args.repeats)
+        tf = min(_timed(flow_only) for _ in range(args.repeats))
         n = clips * 5  # predicted frames per batch (T - 2 per clip)
         print(f"prediction errors, {clips:2d} clips of 7 ({n:3d} predicted frames): {n / tw:7.1f} frames/s "
-              f"wrapped (errors + temporal mean), {n / td:7.1f} bare, wrapper cost {100 * (ratio - 1):+.1f} %")
+              f"wrapped (errors + temporal mean), {n / td:7.1f} bare, wrapper cost {100 * (ratio - 1):+.1f} %; "
+              f"optical flow + warp alone {n / tf:7.1f} frames/s ({100 * tf / td:.0f} % of the bare call)")
 
 
 if __name__ == "__main__":

@@ -132,6 +132,83 @@ def test_frame_predictor_trains_on_real_training_videos_only(tmp_path):
         real_training_rows(tmp_path / "fake.parquet")
 
 
+def test_the_local_branch_high_pass_ignores_a_uniform_error_and_keeps_a_checkerboard():
+    torch.manual_seed(0)
+    model = build_detector("temporal_defect", encoder="random:resnet_tiny", local_backbone="resnet_tiny", dim=16,
+                           heads=2, fusion="local", clip_len=5).eval()
+    err = torch.rand(2, 3, 16, 16) * 0.01
+    checker = ((torch.arange(16)[:, None] + torch.arange(16)[None]) % 2).float() * 0.01
+    with torch.no_grad():
+        f = model.f_local({"error_map": err})
+        torch.testing.assert_close(model.f_local({"error_map": err + 0.05}), f)  # a uniform offset is filtered out
+        assert not torch.allclose(model.f_local({"error_map": err + checker}), f, atol=1e-4)
+
+
+def test_a_detector_entry_may_set_its_own_training_crop():
+    from brokenvideos.config import with_defaults
+    from brokenvideos.detect.train_step import detector_jobs
+
+    tiny = {"encoder": "random:resnet_tiny", "local_backbone": "resnet_tiny", "dim": 16, "heads": 2}
+    settings = with_defaults({"detect": {"crop": [32, 32], "detectors": {
+        "own": {"detector": "temporal_defect", "crop": [48, 48], "kwargs": tiny},
+        "whole": {"detector": "temporal_defect", "crop": None, "kwargs": tiny},
+        "shared": {"detector": "temporal_defect", "kwargs": tiny}}}}, "detect")
+    table = make_detection_splits(_table(20), {"by": "paper"}, seed=0)
+    crops = {name: {j["crop"] and tuple(j["crop"]) for j in detector_jobs(settings, table, name, None, None, None)}
+             for name in ("own", "whole", "shared")}
+    assert crops == {"own": {(48, 48)}, "whole": {None}, "shared": {(32, 32)}}
+
+
+def _panning_clip(frames: int, step: tuple[int, int], size=(48, 64), seed=0) -> torch.Tensor:
+    """A smooth random texture translated by a whole number of pixels per frame: (T, 3, H, W)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    big = cv2.GaussianBlur(rng.random((size[0] * 2, size[1] * 2, 3)).astype(np.float32), (0, 0), 2.0)
+    big = (big - big.min()) / (big.max() - big.min())
+    dy, dx = step
+    crops = [big[20 + t * dy:20 + t * dy + size[0], 20 + t * dx:20 + t * dx + size[1]] for t in range(frames)]
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
+
+
+def test_frame_predictor_extrapolates_motion_at_constant_velocity():
+    from brokenvideos.detect.predictor import FramePredictor, extrapolate
+
+    clip = _panning_clip(3, (1, 2))
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))  # borders are reflected, not known
+    warped = extrapolate(clip[None, 0], clip[None, 1])
+    copy_error = (clip[None, 1] - clip[None, 2])[inner].abs().mean()
+    warp_error = (warped - clip[None, 2])[inner].abs().mean()
+    assert warp_error < 0.15 * copy_error
+    # the untrained model is the warp itself (its correction starts at zero); "none" repeats f_{t+1}
+    with torch.no_grad():
+        torch.testing.assert_close(FramePredictor()(clip[None, 0], clip[None, 1]), warped)
+        torch.testing.assert_close(FramePredictor(motion="none")(clip[None, 0], clip[None, 1]), clip[None, 1])
+    with pytest.raises(BrokenVideosError, match="motion"):
+        FramePredictor(motion="dmvfn")
+
+
+def test_a_pattern_fixed_on_the_pixel_grid_survives_temporal_aggregation_only_with_the_warp():
+    """He et al.'s R̂ = mean_t r_t: copying f_{t+1} telescopes to (f_2 - f_T)/(T-2), so a fixed
+    pattern (an upsampler's checkerboard) cancels; motion-compensated resampling keeps it."""
+    from brokenvideos.detect.predictor import FramePredictor
+
+    clip = _panning_clip(7, (0, 1))
+    h, w = clip.shape[-2:]
+    checker = torch.from_numpy(((np.indices((h, w)).sum(0) % 2) * 2 - 1).astype(np.float32)) * (2 / 255)
+    inner = (slice(None), slice(8, -8), slice(8, -8))
+
+    def checker_correlation(motion: str, frames: torch.Tensor) -> float:
+        with torch.no_grad():
+            r_hat = FramePredictor(motion=motion).errors(frames[None])[0].mean(0)
+        return float((r_hat * checker)[inner].mean() / (checker ** 2).mean())
+
+    marked = clip + checker
+    assert abs(checker_correlation("none", marked)) < 0.05
+    assert checker_correlation("flow", marked) < -0.5  # r = f̂ - f: the pattern, negated
+    assert abs(checker_correlation("flow", clip)) < 0.05
+
+
 def test_sora_mapping_covers_the_taxonomy_and_labels_frames(tmp_path):
     from brokenvideos.prompts.taxonomy import SUBCATEGORIES
 

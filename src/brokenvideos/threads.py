@@ -13,7 +13,10 @@ def add_threads_argument(p, help: str = "torch threads (0: torch's default)") ->
 
 
 def set_torch_threads(threads: int) -> None:
+    """torch's and OpenCV's (the frame predictor's optical flow) thread counts."""
     if threads:
+        import cv2
         import torch
 
         torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)

@@ -21,7 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from brokenvideos.config import derive_seed
+from brokenvideos.threads import set_torch_threads
 from brokenvideos.train.loop import epoch_order
+from brokenvideos.train.recipes import lr_factor
 
 log = logging.getLogger(__name__)
 STATE_NAME = "state.pt"
@@ -115,7 +117,7 @@ def jobs_loop(cfg: dict) -> None:
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.set_num_threads(max(1, int(cfg.get("threads_per_worker", 1))))
+    set_torch_threads(max(1, int(cfg.get("threads_per_worker", 1))))
     caches = {}
     if cfg.get("features"):
         caches["features"] = read_store(cfg["features"])[1]
@@ -149,6 +151,9 @@ def _train_job(cfg: dict, job: dict, caches: dict, state: dict, rank: int, world
         start_epoch = state["epoch"] + 1
         log.info("rank %d resumed %s at epoch %d", rank, key, start_epoch)
     batch, t_job = recipe["batch_size"], time.perf_counter()
+    steps_per_epoch = sum(1 for i in range(0, len(data), batch) if len(data) - i >= 2)
+    total_steps = steps_per_epoch * recipe["epochs"]
+    schedule = {"schedule": "constant", **recipe}  # the predictor's and Sora's recipes name none
     metrics = {}
     for epoch in range(start_epoch, recipe["epochs"]):
         _maybe_inject_failure(cfg, key, epoch, rank)
@@ -156,7 +161,7 @@ def _train_job(cfg: dict, job: dict, caches: dict, state: dict, rank: int, world
         order = epoch_order(len(data), derive_seed(cfg["seed"], key) % (2**31), epoch, 0, 1)
         model.train()
         t0, losses, seen = time.perf_counter(), [], 0
-        for i in range(0, len(order), batch):
+        for step, i in enumerate(range(0, len(order), batch), start=epoch * steps_per_epoch):
             idx = order[i:i + batch]
             if len(idx) < 2:  # BatchNorm needs two samples
                 continue
@@ -164,6 +169,8 @@ def _train_job(cfg: dict, job: dict, caches: dict, state: dict, rank: int, world
             loss = loss_fn(model, x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            for group in optimizer.param_groups:  # a function of the step, so a resumed run follows it too
+                group["lr"] = recipe["lr"] * lr_factor(step, total_steps, schedule)
             optimizer.step()
             losses.append(loss.item())
             seen += len(idx)

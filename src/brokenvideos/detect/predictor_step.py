@@ -38,7 +38,7 @@ def train_predictor(cfg: dict, splits_path, out_dir) -> dict:
     p = settings["predictor"]
     rows = real_training_rows(splits_path)
     recipe = {"epochs": p["epochs"], "batch_size": p["batch_size"], "lr": p["lr"]}
-    kwargs = {"width": p["width"]}
+    kwargs = {"width": p["width"], "motion": p["motion"]}
     FramePredictor(**kwargs)  # options checked before Ray starts
     job = {"kind": "predictor", "key": "frame_predictor", "kwargs": kwargs, "recipe": recipe, "crop": p.get("crop"),
            "rows": rows}

@@ -56,7 +56,8 @@ def detector_jobs(settings, table, name, predictor, feature_meta, error_meta) ->
             raise BrokenVideosError(f"detect: the train split lacks {'real' if rows.is_generated.all() else gen} videos")
         jobs.append({"kind": "detector", "key": f"{name}/{gen}", "name": name, "trainset": gen,
                      "detector": entry["detector"], "kwargs": kwargs, "recipe": recipe,
-                     "clip_len": probe.clip_len, "stride": settings["stride"], "crop": settings["crop"],
+                     "clip_len": probe.clip_len, "stride": settings["stride"],
+                     "crop": entry["crop"] if "crop" in entry else settings["crop"],
                      "use_features": use_feats, "use_errors": use_errs, "rows": _absolute(rows.to_dict("records")),
                      "cost": probe.COST * len(rows) * recipe["epochs"]})
     return jobs
