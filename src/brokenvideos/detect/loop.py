@@ -137,6 +137,15 @@ def jobs_loop(cfg: dict) -> None:
         _report({**metrics, "round": k}, state, rank)
 
 
+def train_in_process(job: dict, caches: dict, seed: int) -> tuple[dict, list[dict]]:
+    """One job without Ray and without checkpoints (benchmarks of the spread over seeds): its
+    trainable state and its per-epoch history. The same code as a Ray worker's."""
+    state = {"done": {}, "history": []}
+    with tempfile.TemporaryDirectory() as d:
+        _train_job({"seed": seed, "storage_path": d}, job, caches, state, rank=0, world=2)  # world 2: no report
+    return state["done"][job["key"]], state["history"]
+
+
 def _train_job(cfg: dict, job: dict, caches: dict, state: dict, rank: int, world: int) -> dict:
     key, recipe = job["key"], job["recipe"]
     build, data, loss_fn = _make_job(cfg, job, caches)
