@@ -8,10 +8,11 @@ from brokenvideos.errors import BrokenVideosError
 
 # He et al. V-B: batch 64, Adam, lr 1e-3. The paper gives no epoch count; 20 is our assumption.
 # It calls 1e-3 the *initial* rate but names no schedule: `paper` keeps it constant. cpu_default
-# decays it (cosine, no warm-up): with the same model, three seeds' own-generator accuracies spread
-# over 0.6 (smoother) and 2.4 (grainy) points with the decay, 3.0 and 3.0 without it. Epochs: the earlier
-# temporal_defect scored 0.64-0.87 at 3 epochs, 0.77-0.96 at 20, 0.80-0.93 at 30; the current one
-# moved by less than a point from 20 to 30 with the decay.
+# decays it (cosine, no warm-up). For a variant of temporal_defect (resnet_tiny local branch, no
+# feature dropout), three seeds' own-generator accuracies spread over 0.6 (smoother) and 2.4
+# (grainy) points with the decay, 3.0 and 3.0 without it. Epochs: the earlier temporal_defect
+# scored 0.64-0.87 at 3 epochs, 0.77-0.96 at 20, 0.80-0.93 at 30; the current one, on the
+# smoother, moved by less than a point from 20 to 30 with the decay.
 RECIPES = {
     "cpu_default": {"epochs": 20, "batch_size": 16, "lr": 1e-3, "weight_decay": 0.0, "schedule": "warmup_cosine",
                     "warmup_steps": 0},
