@@ -1,6 +1,7 @@
 """Detection building blocks against hand computations and outside references: CA fusion (He et
 al. eqs. 2-3), NPR's residual, the ImageNet EfficientNet-Lite0 from its wheel, offline encoder
-errors, metrics vs scikit-learn, prompt-grouped splits, the real-only frame predictor data, the
+errors, metrics vs scikit-learn, prompt-grouped splits, the real-only frame predictor data, its
+motion compensation and what it keeps in R̂, the local branch's high-pass, per-detector crops, the
 Sora-label mapping, and the single-video command on bad files."""
 
 from __future__ import annotations
