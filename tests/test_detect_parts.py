@@ -160,6 +160,15 @@ def test_a_detector_entry_may_set_its_own_training_crop():
     assert crops == {"own": {(48, 48)}, "whole": {None}, "shared": {(32, 32)}}
 
 
+def test_a_detection_recipe_with_an_unknown_schedule_fails_before_training():
+    from brokenvideos.detect.settings import resolve_recipe
+
+    assert resolve_recipe({"recipe": "cpu_default"})["schedule"] == "warmup_cosine"
+    assert resolve_recipe({"recipe": "paper"})["schedule"] == "constant"
+    with pytest.raises(BrokenVideosError, match="unknown schedule 'cosine'"):
+        resolve_recipe({"recipe": "cpu_default", "overrides": {"schedule": "cosine"}})
+
+
 def _panning_clip(frames: int, step: tuple[int, int], size=(48, 64), seed=0) -> torch.Tensor:
     """A smooth random texture translated by a whole number of pixels per frame: (T, 3, H, W)."""
     import cv2

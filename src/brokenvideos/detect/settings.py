@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 from brokenvideos.errors import BrokenVideosError
+from brokenvideos.train.recipes import SCHEDULES
 
 # He et al. V-B: batch 64, Adam, lr 1e-3. The paper gives no epoch count; 20 is our assumption.
 # It calls 1e-3 the *initial* rate but names no schedule: `paper` keeps it constant. cpu_default
@@ -39,6 +40,8 @@ def resolve_recipe(settings: dict, entry: dict | None = None) -> dict:
     for key in ("epochs", "batch_size"):
         if not isinstance(recipe.get(key), int) or recipe[key] < 1:
             raise BrokenVideosError(f"config: detect.recipe: {key} must be a positive integer, got {recipe.get(key)!r}")
+    if recipe.get("schedule", "constant") not in SCHEDULES:  # before Ray starts, not in a worker
+        raise BrokenVideosError(f"config: detect.recipe: unknown schedule {recipe['schedule']!r}; known: {list(SCHEDULES)}")
     return recipe
 
 

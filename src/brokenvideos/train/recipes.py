@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from brokenvideos.errors import BrokenVideosError
 
+SCHEDULES = ("constant", "warmup_decay", "warmup_cosine")  # lr_factor's
+
 RECIPES: dict[str, dict] = {
     # A step budget, not epochs: ~10 min on two CPU workers whatever the dataset size.
     "cpu_default": {"max_steps": 2000, "lr": 3e-3, "weight_decay": 1e-4, "schedule": "warmup_cosine",
