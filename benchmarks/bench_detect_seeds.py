@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
 
 from brokenvideos.config import load_config
@@ -27,7 +26,7 @@ from brokenvideos.detect.feature_store import read_store, store_meta
 from brokenvideos.detect.loop import train_in_process
 from brokenvideos.detect.metrics import detection_metrics
 from brokenvideos.detect.scoring import clipset_for, score_clipset
-from brokenvideos.detect.settings import detect_settings, store_backbones
+from brokenvideos.detect.settings import detect_settings
 from brokenvideos.detect.train_step import cache_meta, detector_jobs
 from brokenvideos.io.tables import read_table
 from brokenvideos.paths import ResultPaths, backbone_slug
@@ -44,7 +43,7 @@ def main() -> None:
     cfg = load_config(args.config)
     settings, paths = detect_settings(cfg), ResultPaths(cfg["results"])
     table = read_table(paths.detect_splits, kind="splits")
-    store = paths.feature_index(backbone_slug(store_backbones(settings)[0]))
+    store = paths.feature_index(backbone_slug(settings["encoder"]))  # the detectors' encoder
     feature_meta, features = read_store(store)
     error_meta, errors = read_prediction_errors(paths.detect_errors)
     caches = {"features": features, "errors": errors}
@@ -56,7 +55,7 @@ def main() -> None:
         job, accs, aucs, t0 = jobs[gen], [], [], time.perf_counter()
         rows = test[(test.generator == gen) | (test.is_generated == 0)].to_dict("records")
         for k in range(args.seeds):
-            state, _ = train_in_process(job, {c: caches[c] for c in ("features", "errors")}, cfg["seed"] + k)
+            state, _ = train_in_process(job, caches, cfg["seed"] + k)
             model = detector_class(job["detector"])(**job["kwargs"])
             model.load_state_dict(state, strict=False)
             clips = clipset_for(model, rows, settings, features, feature_meta, errors, error_meta, crop=settings["eval_crop"])

@@ -169,6 +169,39 @@ def test_a_detection_recipe_with_an_unknown_schedule_fails_before_training():
         resolve_recipe({"recipe": "cpu_default", "overrides": {"schedule": "cosine"}})
 
 
+def test_feature_dropout_acts_on_the_frozen_features_in_training_only():
+    feats = {"features": torch.rand(4, 5, 64)}  # random:resnet_tiny pools to 64 channels
+
+    def f_glob(p: float, training: bool) -> torch.Tensor:
+        torch.manual_seed(0)
+        model = build_detector("temporal_defect", encoder="random:resnet_tiny", dim=16, heads=2, fusion="glob",
+                               clip_len=5, dropout=0.0, feature_dropout=p)
+        model.train(training)
+        with torch.no_grad():
+            return model.f_glob(feats)
+
+    torch.testing.assert_close(f_glob(0.5, False), f_glob(0.0, False))
+    torch.testing.assert_close(f_glob(0.0, True), f_glob(0.0, False))  # no other randomness in the branch
+    assert not torch.allclose(f_glob(0.5, True), f_glob(0.0, False))
+
+
+def test_detector_training_decays_the_learning_rate_as_its_recipe_says(tmp_path):
+    from brokenvideos.detect.loop import train_in_process
+
+    rng = np.random.default_rng(0)
+    write_video(tmp_path / "real.mp4", rng.integers(0, 255, (6, 16, 16, 3), dtype=np.uint8), fps=8)
+    job = {"kind": "predictor", "key": "frame_predictor", "kwargs": {"width": 4, "motion": "none"},
+           "crop": None, "rows": [{"path": str(tmp_path / "real.mp4")}]}
+    lrs = {}
+    for schedule in ("constant", "warmup_cosine"):
+        recipe = {"epochs": 4, "batch_size": 2, "lr": 0.01, "schedule": schedule, "warmup_steps": 0}
+        _, history = train_in_process({**job, "recipe": recipe}, {}, seed=0)
+        lrs[schedule] = [h["lr"] for h in history]  # the last step's rate, 2 steps an epoch of 4 triplets
+    assert lrs["constant"] == [0.01] * 4
+    expected = [0.01 * 0.5 * (1 + np.cos(np.pi * step / 8)) for step in (1, 3, 5, 7)]
+    np.testing.assert_allclose(lrs["warmup_cosine"], expected, rtol=1e-9)
+
+
 def _panning_clip(frames: int, step: tuple[int, int], size=(48, 64), seed=0) -> torch.Tensor:
     """A smooth random texture translated by a whole number of pixels per frame: (T, 3, H, W)."""
     import cv2

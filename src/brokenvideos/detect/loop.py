@@ -185,7 +185,7 @@ def _train_job(cfg: dict, job: dict, caches: dict, state: dict, rank: int, world
             seen += len(idx)
         elapsed = time.perf_counter() - t0
         metrics = {"job": key, "rank": rank, "epoch": epoch, "loss": float(np.mean(losses)) if losses else math.nan,
-                   "items_per_s": seen / max(elapsed, 1e-9), "seconds": elapsed}
+                   "lr": optimizer.param_groups[0]["lr"], "items_per_s": seen / max(elapsed, 1e-9), "seconds": elapsed}
         state["history"] = state["history"] + [metrics]
         if epoch == recipe["epochs"] - 1:
             state["done"] = {**state["done"], key: model.trainable_state()}
