@@ -99,3 +99,22 @@ def test_overfits_a_tiny_set(name):
     model.eval()
     acc = ((model.predict_proba(x) >= 0.5).float() == y).float().mean().item()
     assert acc == 1.0, f"{name}: accuracy {acc} after 60 steps (loss {loss.item():.3f})"
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_scoring_a_whole_video_gives_each_clips_own_score(name):
+    """score_video (what detect-evaluate and `brokenvideos detect` call) = the clips scored one by
+    one; a detector that scores frames passes each frame of the video through its trunk once."""
+    x, _ = toy_clips(1, size=16)
+    video = torch.cat([x[0], x[0].flip(0), x[0][:3]])  # 13 frames
+    starts = [0, 2, 4, 6, 8]  # overlapping clips; frames 11 and 12 are in none
+    model = tiny(name).eval()
+    seen = []
+    if model.SCORES_FRAMES:
+        model.trunk.register_forward_hook(lambda m, inp, out: seen.append(len(inp[0])))
+    got = model.score_video(video, starts, batch_size=2)
+    frames_through_trunk = sum(seen)
+    one_by_one = torch.cat([model.predict_proba(video[s:s + T][None]) for s in starts])
+    torch.testing.assert_close(got, one_by_one, rtol=0, atol=1e-6)
+    if model.SCORES_FRAMES:
+        assert frames_through_trunk == max(starts) + T  # 11, against 25 clip by clip

@@ -22,6 +22,7 @@ from brokenvideos.detect.data import make_detection_splits, subset
 from brokenvideos.detect.frame_baselines import npr_residual
 from brokenvideos.detect.metrics import average_precision, detection_metrics, f1, roc_auc
 from brokenvideos.detect.predictor_step import real_training_rows
+from brokenvideos.detect.scoring import clipset_for, score_clipset
 from brokenvideos.detect.sora import LABELS, SUBCATEGORY_TO_LABEL, frame_labels
 from brokenvideos.detect.temporal_defect import CAFusion
 from brokenvideos.errors import BrokenVideosError
@@ -290,6 +291,29 @@ def test_detect_command_scores_a_video_and_isolates_bad_files(tmp_path):
     assert (table.verdict == "error").sum() == 2
     missing = run_cli(["detect", folder / "good.mp4", "--model", tmp_path / "nope"])
     assert missing.code == 2 and "nope" in missing.error
+
+
+def test_a_frame_scoring_detector_scores_each_clip_of_a_set_as_clip_by_clip(tmp_path):
+    """detect-evaluate's per-video path for CNNSpot/NPR gives every clip row its own score, in order."""
+    torch.manual_seed(0)
+    model = build_detector("cnnspot", backbone="resnet_tiny", clip_len=5).eval()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, n in enumerate((9, 12)):
+        write_video(tmp_path / f"v{i}.mp4", rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8), fps=8)
+        rows.append({"video_id": f"v{i}", "path": str(tmp_path / f"v{i}.mp4"), "is_generated": i})
+    settings = {"stride": 2}
+    for crop in (None, [16, 16]):
+        clips = clipset_for(model, rows, settings, crop=crop)
+        framewise = score_clipset(model, clips)
+        type(model).SCORES_FRAMES = False
+        try:
+            clipwise = score_clipset(model, clips)
+        finally:
+            type(model).SCORES_FRAMES = True
+        assert framewise[["video_id", "clip", "label"]].equals(clipwise[["video_id", "clip", "label"]])
+        assert len(framewise) == 3 + 4
+        np.testing.assert_allclose(framewise.score, clipwise.score, rtol=0, atol=1e-6)
 
 
 def test_missing_frozen_encoder_fails_the_detect_command_at_once(tmp_path):

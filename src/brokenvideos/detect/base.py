@@ -157,6 +157,17 @@ class Detector(Configurable):
     def predict_proba(self, batch) -> torch.Tensor:
         return torch.sigmoid(self(batch))
 
+    # True when a clip's score is a function of its frames' independent scores: the frames of a
+    # video are then scored once each (``score_video``), not once per overlapping clip.
+    SCORES_FRAMES = False
+
+    @torch.no_grad()
+    def score_video(self, frames: torch.Tensor, starts: list[int], batch_size: int = 32) -> torch.Tensor:
+        """P(generated) of the clips of one video, (N, 3, H, W) frames, starting at ``starts``."""
+        out = [self.predict_proba(torch.stack([frames[s:s + self.clip_len] for s in starts[i:i + batch_size]]))
+               for i in range(0, len(starts), batch_size)]
+        return torch.cat(out) if out else torch.zeros(0)
+
     def encoder_spec(self) -> dict | None:
         """The frozen encoder whose cached features this detector can use (None: no cache)."""
         return None

@@ -36,6 +36,14 @@ class ClipSet:
             return int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw
         return (h - ch) // 2, (w - cw) // 2, ch, cw  # centred (evaluation)
 
+    def video_tensor(self, vid: str) -> torch.Tensor:
+        """All frames of one video in the evaluation window, which is the same for all its clips."""
+        if self.random_crop and self.crop:
+            raise ValueError("a random crop differs per clip; score such a set clip by clip")
+        frames = self.frames[vid]
+        y0, x0, ch, cw = self._window(frames.shape[1], frames.shape[2], 0)
+        return to_tensor(frames[:, y0:y0 + ch, x0:x0 + cw])
+
     def item(self, i: int) -> tuple[dict, float]:
         vid, s, label = self.items[i]
         clip = self.frames[vid][s:s + self.clip_len]

@@ -31,6 +31,7 @@ def npr_residual(x: torch.Tensor) -> torch.Tensor:
 class CNNSpot(Detector):
     NAME = "cnnspot"
     COST = 0.5
+    SCORES_FRAMES = True
 
     @register_to_config
     def __init__(self, backbone: str = "resnet_small", weights: str | None = None, clip_len: int = 7,
@@ -53,12 +54,28 @@ class CNNSpot(Detector):
             idx = torch.randperm(frames.shape[1])[: self.train_frames].sort().values
             frames = frames[:, idx]
         b, t = frames.shape[:2]
-        x = self.frame_input(frames.flatten(0, 1))
-        return self.head(self.trunk(x)).view(b, t)
+        return self.image_logits(frames.flatten(0, 1)).view(b, t)
+
+    def image_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> (N,) logits, each image on its own."""
+        return self.head(self.trunk(self.frame_input(images))).squeeze(1)
+
+    @staticmethod
+    def clip_logits(frame_logits: torch.Tensor) -> torch.Tensor:
+        """(B, T) frame logits -> (B,) clip logits: the logit of the mean frame probability."""
+        return torch.logit(torch.sigmoid(frame_logits).mean(dim=1).clamp(1e-6, 1 - 1e-6))
 
     def logits(self, batch: dict) -> torch.Tensor:
-        p = torch.sigmoid(self.frame_logits(batch["frames"])).mean(dim=1)
-        return torch.logit(p.clamp(1e-6, 1 - 1e-6))
+        return self.clip_logits(self.frame_logits(batch["frames"]))
+
+    @torch.no_grad()
+    def score_video(self, frames: torch.Tensor, starts: list[int], batch_size: int = 32) -> torch.Tensor:
+        """Overlapping clips share frames: each frame is scored once, then averaged per clip."""
+        if not starts:
+            return torch.zeros(0)
+        n, step = max(starts) + self.clip_len, batch_size * self.clip_len
+        per_frame = torch.cat([self.image_logits(frames[i:min(i + step, n)]) for i in range(0, n, step)])
+        return torch.sigmoid(self.clip_logits(per_frame[torch.tensor(starts)[:, None] + torch.arange(self.clip_len)]))
 
     def training_loss(self, batch: dict, target: torch.Tensor) -> torch.Tensor:
         """Per-frame BCE: each frame is one training image, as for an image detector."""

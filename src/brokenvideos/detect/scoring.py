@@ -14,11 +14,20 @@ from brokenvideos.detect.data import clip_starts
 @torch.no_grad()
 def score_clipset(model, clips: ClipSet, batch_size: int = 32) -> pd.DataFrame:
     model.eval()
-    scores = []
-    for i in range(0, len(clips), batch_size):
-        x, _ = clips.batch(range(i, min(i + batch_size, len(clips))))
-        scores.append(model.predict_proba(x).numpy())
-    flat = np.concatenate(scores) if scores else np.zeros(0)
+    if model.SCORES_FRAMES:  # video by video, so that each frame is scored once
+        flat = np.zeros(len(clips))
+        by_video: dict[str, list[int]] = {}
+        for i, (vid, _, _) in enumerate(clips.items):
+            by_video.setdefault(vid, []).append(i)
+        for vid, idx in by_video.items():
+            starts = [clips.items[i][1] for i in idx]
+            flat[idx] = model.score_video(clips.video_tensor(vid), starts, batch_size).numpy()
+    else:
+        scores = []
+        for i in range(0, len(clips), batch_size):
+            x, _ = clips.batch(range(i, min(i + batch_size, len(clips))))
+            scores.append(model.predict_proba(x).numpy())
+        flat = np.concatenate(scores) if scores else np.zeros(0)
     return pd.DataFrame({"video_id": [v for v, _, _ in clips.items], "clip": [s for _, s, _ in clips.items],
                          "score": flat.astype(float), "label": [y for _, _, y in clips.items]})
 
@@ -36,9 +45,4 @@ def score_frames(model, frames: np.ndarray, stride: int, batch_size: int = 16) -
     model.eval()
     x = to_tensor(frames)
     starts = clip_starts(len(x), model.clip_len, stride)
-    out = []
-    for i in range(0, len(starts), batch_size):
-        chunk = starts[i:i + batch_size]
-        clips = torch.stack([x[s:s + model.clip_len] for s in chunk])
-        out += list(zip(chunk, model.predict_proba(clips).tolist()))
-    return out
+    return list(zip(starts, model.score_video(x, starts, batch_size).tolist()))
