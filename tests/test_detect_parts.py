@@ -316,6 +316,42 @@ def test_a_frame_scoring_detector_scores_each_clip_of_a_set_as_clip_by_clip(tmp_
         np.testing.assert_allclose(framewise.score, clipwise.score, rtol=0, atol=1e-6)
 
 
+def test_detect_evaluate_writes_the_contract_each_test_video_decoded_once(tmp_path, monkeypatch):
+    """evaluate_detector: one folder per (training set, test set) with detections.parquet and
+    metrics.json; a test set is its generator's test videos plus every real test video; the metrics
+    are scikit-learn's on those rows; every trained model scores the same decoded videos."""
+    import brokenvideos.detect.data as data
+    from brokenvideos.config import load_config
+    from brokenvideos.detect.evaluate_step import evaluate_detector, read_detections
+
+    table = make_detection_splits(_table(10), {"by": "ratios", "train": 0.4, "val": 0.2, "test": 0.4}, seed=0)
+    rng = np.random.default_rng(0)
+    for r in table.itertuples():
+        if r.split == "test":
+            write_video(tmp_path / r.path, rng.integers(0, 255, (9, 32, 32, 3), dtype=np.uint8), fps=8)
+    table["path"] = [str(tmp_path / p) for p in table.path]
+    write_table(table, tmp_path / "splits.parquet", kind="splits")
+    gens = ["synth-a", "synth-b"]
+    for i, g in enumerate(gens):
+        torch.manual_seed(i)
+        build_detector("cnnspot", backbone="resnet_tiny", clip_len=5).save_pretrained(tmp_path / "models" / g)
+    decodes = []
+    real_read = data.read_video
+    monkeypatch.setattr(data, "read_video", lambda path: decodes.append(path) or real_read(path))
+    cfg = load_config("config.yaml") | {"results": str(tmp_path / "results")}
+    results = evaluate_detector(cfg, "cnnspot", tmp_path / "models", tmp_path / "splits.parquet", tmp_path / "eval")
+    test = table[table.split == "test"]
+    assert sorted(decodes) == sorted(test.path) and set(results) == {(a, b) for a in gens for b in gens}
+    for (train, gen), m in results.items():
+        det = read_detections(tmp_path / "eval" / train / gen / "detections.parquet")
+        want = test[(test.generator == gen) | (test.is_generated == 0)]
+        assert set(det.video_id) == set(want.video_id)
+        assert all(c == [0, 3] for c in det.groupby("video_id").clip.apply(list))  # 9 frames, clips of 5 every 3
+        assert m == json.loads((tmp_path / "eval" / train / gen / "metrics.json").read_text())
+        assert m["auc"] == pytest.approx(roc_auc_score(det.label, det.score))
+        assert m["accuracy_clip"] == pytest.approx(((det.score >= 0.5) == det.label).mean())
+
+
 def test_missing_frozen_encoder_fails_the_detect_command_at_once(tmp_path):
     torch.manual_seed(0)
     model = build_detector("temporal_defect", encoder="random:resnet_tiny", local_backbone="resnet_tiny", dim=16,

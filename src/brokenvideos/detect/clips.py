@@ -12,15 +12,25 @@ import torch
 
 from brokenvideos.detect.cache import to_tensor
 from brokenvideos.detect.data import clip_starts, load_frames
+from brokenvideos.errors import InputError
 
 
 class ClipSet:
     def __init__(self, rows: list[dict], clip_len: int, stride: int, crop=None, seed: int = 0,
-                 features: dict | None = None, errors: dict | None = None, random_crop: bool = True):
+                 features: dict | None = None, errors: dict | None = None, random_crop: bool = True,
+                 decoded: dict | None = None):
+        """``decoded``: video_id -> frames already read, shared between sets of the same videos
+        (filled in with the videos this set reads)."""
         self.clip_len, self.crop, self.seed, self.random_crop = clip_len, crop, seed, random_crop
         self.features, self.errors = features, errors
         self.epoch = 0
-        self.frames = {r["video_id"]: load_frames(r["path"], clip_len) for r in rows}
+        decoded = {} if decoded is None else decoded
+        for r in rows:
+            if r["video_id"] not in decoded:
+                decoded[r["video_id"]] = load_frames(r["path"], clip_len)
+            elif len(decoded[r["video_id"]]) < clip_len:
+                raise InputError(r["path"], f"video has {len(decoded[r['video_id']])} frames, fewer than one clip of {clip_len}")
+        self.frames = {r["video_id"]: decoded[r["video_id"]] for r in rows}
         self.items = [(r["video_id"], s, int(r["is_generated"]))
                       for r in rows for s in clip_starts(len(self.frames[r["video_id"]]), clip_len, stride)]
 

@@ -9,6 +9,7 @@ Every table is built from these files.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -53,18 +54,22 @@ def read_detections(path) -> pd.DataFrame:
     return df
 
 
-def evaluate_detector(cfg: dict, name: str, models_dir, splits_path, out_dir, features=None, errors=None) -> dict:
+def evaluate_detector(cfg: dict, name: str, models_dir, splits_path, out_dir, features=None, errors=None,
+                      decoded: dict | None = None) -> dict:
+    """``decoded``: video_id -> frames, shared with other calls on the same videos (robustness)."""
     settings = detect_settings(cfg)
     table = read_table(splits_path, kind="splits")
     test = table[table.split == "test"]
     gens = generated_generators(table)
     feats = read_store(features) if features and is_complete(features) else (None, None)
-    errs = read_prediction_errors(errors) if errors and sidecar(errors).exists() else (None, None)
+    error_meta = json.loads(sidecar(errors).read_text()) if errors and sidecar(errors).exists() else None
+    error_maps = functools.cache(lambda: read_prediction_errors(errors)[1])  # only if a model uses them
+    decoded = {} if decoded is None else decoded  # every trained model scores the same test videos
     results, t0, n_clips = {}, time.perf_counter(), 0
     for trainset in gens:
         model = load_detector(Path(models_dir) / trainset)
-        clips = clipset_for(model, test.to_dict("records"), settings, feats[1], feats[0], errs[1], errs[0],
-                            crop=settings["eval_crop"])
+        clips = clipset_for(model, test.to_dict("records"), settings, feats[1], feats[0], error_maps, error_meta,
+                            crop=settings["eval_crop"], decoded=decoded)
         scored = score_clipset(model, clips)  # every test video once; test sets share the real ones
         n_clips += len(scored)
         scored = scored.merge(test[["video_id", "generator"]], on="video_id")

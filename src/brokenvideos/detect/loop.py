@@ -92,8 +92,9 @@ def _make_job(cfg: dict, job: dict, caches: dict):
 
     feats = caches.get("features") if job.get("use_features") else None
     if job["kind"] == "detector":
+        # a worker's jobs share the real training videos: each video is decoded once per worker
         data = ClipSet(job["rows"], job["clip_len"], job["stride"], job.get("crop"), cfg["seed"], feats,
-                       caches.get("errors") if job.get("use_errors") else None)
+                       caches.get("errors") if job.get("use_errors") else None, decoded=caches.setdefault("decoded", {}))
         return (lambda: build_detector(job["detector"], **job["kwargs"])), data, \
             (lambda model, x, y: model.training_loss(x, y))
     if job["kind"] == "sora":

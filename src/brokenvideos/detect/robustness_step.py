@@ -56,9 +56,10 @@ def detect_robustness(cfg: dict, op: str, level: int, predictor, detect_splits=N
     features, errors = index_path(store), out / "errors.parquet"
     build_store(rows, settings["encoder"], settings["encoder_input_size"], store)
     prediction_errors(rows, predictor, settings["clip_len"], settings["stride"], errors)
-    cells = {}
+    cells, decoded = {}, {}  # the lossy copies are decoded once for every detector
     for det in cfg["robustness"]["detectors"]:
-        results = evaluate_detector(cfg, det, paths.detect_models(det), splits, out / "eval" / det, features, errors)
+        results = evaluate_detector(cfg, det, paths.detect_models(det), splits, out / "eval" / det, features, errors,
+                                    decoded)
         cells[det] = float(np.mean([m["accuracy_clip"] for m in results.values()]))
         log.info("%s under %s: mean clip accuracy %.4f over %d (train, test) pairs", det, name, cells[det], len(results))
     summary = {"op": op, "level": level, "videos": len(test), "accuracy_clip": cells}

@@ -33,10 +33,14 @@ def score_clipset(model, clips: ClipSet, batch_size: int = 32) -> pd.DataFrame:
 
 
 def clipset_for(model, rows, settings: dict, features=None, feature_meta=None, errors=None, error_meta=None,
-                crop=None) -> ClipSet:
+                crop=None, decoded: dict | None = None) -> ClipSet:
+    """The evaluation clips of ``rows`` for ``model``, with the caches it can use. ``errors`` may be
+    a callable that reads the error maps, so that they are read only for a model that uses them."""
     use_feats, use_errs = check_compatible(model, feature_meta, errors and error_meta)
+    if use_errs and callable(errors):
+        errors = errors()
     return ClipSet(rows, model.clip_len, settings["stride"], crop, 0, features if use_feats else None,
-                   errors if use_errs else None, random_crop=False)
+                   errors if use_errs else None, random_crop=False, decoded=decoded)
 
 
 @torch.no_grad()
