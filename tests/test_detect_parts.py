@@ -352,6 +352,18 @@ def test_detect_evaluate_writes_the_contract_each_test_video_decoded_once(tmp_pa
         assert m["accuracy_clip"] == pytest.approx(((det.score >= 0.5) == det.label).mean())
 
 
+def test_a_shared_decoded_video_too_short_for_a_models_clips_is_one_line_naming_it():
+    from brokenvideos.detect.clips import ClipSet
+    from brokenvideos.errors import InputError
+
+    rows = [{"video_id": "v", "path": "videos/v.mp4", "is_generated": 1}]
+    decoded = {"v": np.zeros((6, 16, 16, 3), np.uint8)}  # read earlier for a model with clips of 5
+    assert len(ClipSet(rows, 5, 3, decoded=decoded)) == 1
+    with pytest.raises(InputError, match="v.mp4.*6 frames, fewer than one clip of 7") as err:
+        ClipSet(rows, 7, 3, decoded=decoded)
+    assert "\n" not in str(err.value)
+
+
 def test_missing_frozen_encoder_fails_the_detect_command_at_once(tmp_path):
     torch.manual_seed(0)
     model = build_detector("temporal_defect", encoder="random:resnet_tiny", local_backbone="resnet_tiny", dim=16,

@@ -26,10 +26,11 @@ class ClipSet:
         self.epoch = 0
         decoded = {} if decoded is None else decoded
         for r in rows:
-            if r["video_id"] not in decoded:
-                decoded[r["video_id"]] = load_frames(r["path"], clip_len)
-            elif len(decoded[r["video_id"]]) < clip_len:
-                raise InputError(r["path"], f"video has {len(decoded[r['video_id']])} frames, fewer than one clip of {clip_len}")
+            vid = r["video_id"]
+            if vid not in decoded:
+                decoded[vid] = load_frames(r["path"], clip_len)
+            elif len(decoded[vid]) < clip_len:  # read for a model with shorter clips
+                raise InputError(r["path"], f"video has {len(decoded[vid])} frames, fewer than one clip of {clip_len}")
         self.frames = {r["video_id"]: decoded[r["video_id"]] for r in rows}
         self.items = [(r["video_id"], s, int(r["is_generated"]))
                       for r in rows for s in clip_starts(len(self.frames[r["video_id"]]), clip_len, stride)]

@@ -94,7 +94,8 @@ def _make_job(cfg: dict, job: dict, caches: dict):
     if job["kind"] == "detector":
         # a worker's jobs share the real training videos: each video is decoded once per worker
         data = ClipSet(job["rows"], job["clip_len"], job["stride"], job.get("crop"), cfg["seed"], feats,
-                       caches.get("errors") if job.get("use_errors") else None, decoded=caches.setdefault("decoded", {}))
+                       caches.get("errors") if job.get("use_errors") else None,
+                       decoded=caches.setdefault("decoded", {}))
         return (lambda: build_detector(job["detector"], **job["kwargs"])), data, \
             (lambda model, x, y: model.training_loss(x, y))
     if job["kind"] == "sora":
