@@ -11,8 +11,7 @@ import numpy as np
 import torch
 
 from brokenvideos.detect.cache import to_tensor
-from brokenvideos.detect.data import clip_starts, load_frames
-from brokenvideos.errors import InputError
+from brokenvideos.detect.data import check_clip_length, clip_starts, load_frames
 
 
 class ClipSet:
@@ -29,8 +28,7 @@ class ClipSet:
             vid = r["video_id"]
             if vid not in decoded:
                 decoded[vid] = load_frames(r["path"], clip_len)
-            elif len(decoded[vid]) < clip_len:  # read for a model with shorter clips
-                raise InputError(r["path"], f"video has {len(decoded[vid])} frames, fewer than one clip of {clip_len}")
+            check_clip_length(r["path"], decoded[vid], clip_len)  # it may have been read for shorter clips
         self.frames = {r["video_id"]: decoded[r["video_id"]] for r in rows}
         self.items = [(r["video_id"], s, int(r["is_generated"]))
                       for r in rows for s in clip_starts(len(self.frames[r["video_id"]]), clip_len, stride)]

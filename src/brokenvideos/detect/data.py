@@ -65,12 +65,16 @@ def clip_starts(num_frames: int, clip_len: int, stride: int) -> list[int]:
     return list(range(0, num_frames - clip_len + 1, stride))
 
 
-def load_frames(path, clip_len: int) -> np.ndarray:
-    """Decode a video (T, H, W, 3) uint8; one line naming the file if it cannot serve one clip."""
-    frames = read_video(path)
+def check_clip_length(path, frames: np.ndarray, clip_len: int) -> np.ndarray:
+    """``frames`` if they serve at least one clip; else one line naming the file."""
     if len(frames) < clip_len:
         raise InputError(path, f"video has {len(frames)} frames, fewer than one clip of {clip_len}")
     return frames
+
+
+def load_frames(path, clip_len: int) -> np.ndarray:
+    """Decode a video (T, H, W, 3) uint8; one line naming the file if it cannot serve one clip."""
+    return check_clip_length(path, read_video(path), clip_len)
 
 
 def parse_subcategories(value) -> dict[int, str]:
