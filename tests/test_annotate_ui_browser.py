@@ -151,12 +151,7 @@ def test_annotate_in_a_real_browser(browser, server, annotate_ui_workspace, tmp_
     # what the page shows is what was exported (this also checks the page's RLE decoder)
     shown = np.array(page.evaluate(f"""() => {{
         const out = [];
-        for (let t = 0; t < {T}; t++) {{
-            const ids = new Array({H * W}).fill(0);
-            for (const [obj, m] of Object.entries(bv.state.frames[t] || {{}}))
-                m.forEach((v, i) => {{ if (v) ids[i] = Number(obj); }});
-            out.push(ids);
-        }}
+        for (let t = 0; t < {T}; t++) out.push(Array.from(bv.idMap(t)));
         return out;
     }}"""), np.uint8).reshape(T, H, W)
     page.close()

