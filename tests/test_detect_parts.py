@@ -316,6 +316,23 @@ def test_a_frame_scoring_detector_scores_each_clip_of_a_set_as_clip_by_clip(tmp_
         np.testing.assert_allclose(framewise.score, clipwise.score, rtol=0, atol=1e-6)
 
 
+def test_a_whole_video_tensor_is_refused_for_random_crops_and_centred_otherwise():
+    """ClipSet.video_tensor serves the per-video scoring path: one window for every clip. A random
+    crop differs clip by clip, so it must refuse; a centred crop is each clip's own window."""
+    from brokenvideos.detect.clips import ClipSet
+
+    frames = np.random.default_rng(0).integers(0, 255, (9, 24, 32, 3), dtype=np.uint8)
+    rows = [{"video_id": "v", "path": "v.mp4", "is_generated": 1}]
+    random_crops = ClipSet(rows, clip_len=5, stride=2, crop=[16, 16], decoded={"v": frames})
+    with pytest.raises(ValueError, match="clip by clip"):
+        random_crops.video_tensor("v")
+    centred = ClipSet(rows, clip_len=5, stride=2, crop=[16, 16], random_crop=False, decoded={"v": frames})
+    whole = centred.video_tensor("v")
+    assert whole.shape[0] == 9 and tuple(whole.shape[-2:]) == (16, 16)
+    for i, (_, start, _) in enumerate(centred.items):
+        torch.testing.assert_close(centred.item(i)[0]["frames"], whole[start:start + 5], rtol=0, atol=0)
+
+
 def test_detect_evaluate_writes_the_contract_each_test_video_decoded_once(tmp_path, monkeypatch):
     """evaluate_detector: one folder per (training set, test set) with detections.parquet and
     metrics.json; a test set is its generator's test videos plus every real test video; the metrics
