@@ -120,10 +120,15 @@ function decodeRle(rle) {
   return out;
 }
 
+// Every object's mask of frame t into out (H*W, row-major), each as valueOf(its id).
+function paintFrame(out, t, valueOf) {
+  for (const [obj, mask] of Object.entries(S.frames[t] || {})) fillRuns(out, mask, valueOf(Number(obj)));
+}
+
 // A frame's object ids as one H*W row-major array (0: no object), as the export writes them.
 function idMap(t) {
-  const {width: w, height: h} = S.video, out = new Uint8Array(h * w);
-  for (const [obj, mask] of Object.entries(S.frames[t] || {})) fillRuns(out, mask, Number(obj));
+  const out = new Uint8Array(S.video.height * S.video.width);
+  paintFrame(out, t, (id) => id);
   return out;
 }
 
@@ -189,7 +194,7 @@ function drawFrame() {
 
 function drawMasks() {
   maskWords.fill(0);
-  for (const [obj, mask] of Object.entries(S.frames[S.frame] || {})) fillRuns(maskWords, mask, rgbaWord(colourOf(Number(obj))));
+  paintFrame(maskWords, S.frame, (id) => rgbaWord(colourOf(id)));
   mctx.putImageData(maskPixels, 0, 0);
 }
 
